@@ -1,0 +1,49 @@
+"""``planb init DIR``: start a new site."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from planb import state
+from planb.cli.context import console
+from planb.site_init import SiteSpec, write_site
+
+app = typer.Typer()
+
+
+@app.command("init")
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder of the new site (created if needed).")],
+    site: Annotated[str, typer.Option(help="Short site name; inventory in inventories/<site>/.")]
+    = "production",
+    organisation: Annotated[str, typer.Option(help="Organisation name shown to agents.")]
+    = "My administration",
+    server_name: Annotated[str, typer.Option(help="Matrix server name (user IDs end with it).")]
+    = "example.org",
+    public_hostname: Annotated[str, typer.Option(help="Host name agents' clients connect to.")]
+    = "matrix.example.org",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+) -> None:
+    """Write a commented planb.yml and inventories/<site>/ for a new site.
+
+    The vault (inventories/<site>/group_vars/all/vault.yml) gets CHANGE-ME
+    placeholders: set real secrets and encrypt it with ansible-vault before
+    deploying. Existing files are never overwritten unless --force is given.
+    """
+    spec = SiteSpec(site=site, organisation=organisation, server_name=server_name,
+                    public_hostname=public_hostname)
+    written = write_site(spec, directory, force=force)
+    # Validate what was just written, so a bad --site or name fails here, not later.
+    from planb.config import load_config
+
+    load_config(directory / "planb.yml")
+    state.set_current_site(directory / "planb.yml")
+    for path in written:
+        console.print(f"wrote {path}", highlight=False)
+    console.print(
+        f"Next: edit {directory / 'planb.yml'} and the inventory, put secrets in the vault, "
+        "then run 'planb deploy'.", highlight=False,
+    )

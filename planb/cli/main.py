@@ -1,0 +1,95 @@
+"""The ``planb`` root command and the one place where errors become exit codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from typer.core import TyperGroup
+
+from planb import __version__
+from planb.cli import config_cmd, init_cmd
+from planb.cli.context import Options, err_console, setup_logging
+from planb.errors import EXIT_INTERRUPTED, PlanbError
+
+
+class PlanbGroup(TyperGroup):
+    """The single boundary where PlanbError and Ctrl-C become exit codes."""
+
+    def invoke(self, ctx: typer.Context) -> object:  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except PlanbError as exc:
+            report_error(exc)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted", highlight=False)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+app = typer.Typer(
+    cls=PlanbGroup,
+    name="planb",
+    help=(
+        "Keep the fallback communication system (Matrix + LDAP) ready, switch it on "
+        "during an incident, and prove it works with measured, signed drills.\n\n"
+        "The site is read from --config, else $PLANB_CONFIG, else ./planb.yml, else the "
+        "site recorded by 'planb lab up' or 'planb init'.\n\n"
+        "Exit codes: 0 ok, 1 error, 2 usage or configuration, 3 playbook failed, "
+        "4 drill deviated, 130 interrupted."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"planb {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Site configuration file (planb.yml).",
+                     envvar="PLANB_CONFIG", show_envvar=True),
+    ] = None,
+    verbose: Annotated[
+        int,
+        typer.Option("--verbose", "-v", count=True,
+                     help="-v: show Ansible's own output and planb's progress log; -vv: debug."),
+    ] = 0,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True,
+                           help="Print planb's version and exit.")
+    ] = False,
+) -> None:
+    """planb root options."""
+    ctx.obj = Options(config=config, verbose=verbose)
+    setup_logging(verbose)
+
+
+app.add_typer(init_cmd.app)
+app.add_typer(config_cmd.app, name="config")
+
+
+def report_error(exc: PlanbError) -> None:
+    """Print a PlanbError for a person: what went wrong, then what to do."""
+    err_console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
+    if exc.hint:
+        err_console.print(f"[dim]hint:[/] {escape(exc.hint)}", highlight=False)
+
+
+def run() -> None:
+    """Entry point of the console script."""
+    app()
+
+
+if __name__ == "__main__":
+    run()

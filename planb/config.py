@@ -1,0 +1,230 @@
+"""The site configuration (``planb.yml``): its schema, where it is found, how it loads.
+
+This is the one place that reads ``planb.yml``. Everything else receives a frozen
+:class:`SiteConfig`. Relative paths in the file are relative to the file's folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from planb import state
+from planb.errors import ConfigError
+from planb.schema import Secret, as_plain, load_yaml_as
+
+log = logging.getLogger(__name__)
+
+CONFIG_ENV = "PLANB_CONFIG"
+DEFAULT_CONFIG_NAME = "planb.yml"
+_SITE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+
+
+@dataclass(frozen=True)
+class MatrixConfig:
+    """The fallback homeserver as agents see it."""
+
+    server_name: str
+    public_hostname: str
+    federation: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("server_name", "public_hostname"):
+            if not _HOSTNAME.match(getattr(self, name)):
+                raise ValueError(f"{name} {getattr(self, name)!r} is not a valid DNS name")
+
+
+@dataclass(frozen=True)
+class FallbackConfig:
+    """The fallback directory."""
+
+    ldap_suffix: str = "dc=planb,dc=lab"
+
+
+@dataclass(frozen=True)
+class LdapSourceConfig:
+    """The primary directory reached over LDAP (OpenLDAP or Active Directory)."""
+
+    url: str
+    base_dn: str
+    bind_dn: str
+    bind_password: Secret | None = None
+    bind_password_file: Path | None = None
+    user_filter: str = "(objectClass=inetOrgPerson)"
+    flavour: Literal["openldap", "active_directory"] = "openldap"
+    ca_file: Path | None = None
+    page_size: int = 500
+
+
+@dataclass(frozen=True)
+class CsvSourceConfig:
+    """A CSV export of the primary directory."""
+
+    path: Path
+    encoding: Literal["auto", "utf-8", "utf-8-sig", "cp1252"] = "auto"
+    delimiter: Literal["auto", ";", ","] = "auto"
+
+
+@dataclass(frozen=True)
+class PrimaryConfig:
+    """Where the accounts come from, and how its attributes map to an agent."""
+
+    kind: Literal["ldap", "csv"] = "ldap"
+    ldap: LdapSourceConfig | None = None
+    csv: CsvSourceConfig | None = None
+    mapping: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if getattr(self, self.kind) is None:
+            raise ValueError(f"kind is {self.kind!r} but the {self.kind!r} section is missing")
+
+
+@dataclass(frozen=True)
+class ObjectivesConfig:
+    """What a drill is measured against."""
+
+    rto_seconds: int = 60
+
+    def __post_init__(self) -> None:
+        if self.rto_seconds <= 0:
+            raise ValueError("rto_seconds must be positive")
+
+
+@dataclass(frozen=True)
+class SafetyConfig:
+    """Limits that stop a sync from doing damage by accident."""
+
+    max_deactivate_percent: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_deactivate_percent <= 100:
+            raise ValueError("max_deactivate_percent must be between 0 and 100")
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    """Where planb keeps its state and finds the inventory (relative to planb.yml)."""
+
+    state_dir: Path = Path(".planb")
+    inventory: Path | None = None
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    """The lab of systemd-nspawn hosts (used by ``planb lab``)."""
+
+    subnet: str = "10.77.0.0/24"
+    bridge: str = "planb0"
+    agents: int = 9000
+    split: bool = False
+
+    def __post_init__(self) -> None:
+        try:
+            net = ipaddress.ip_network(self.subnet)
+        except ValueError as exc:
+            raise ValueError(f"subnet: {exc}") from None
+        if not isinstance(net, ipaddress.IPv4Network) or net.prefixlen > 28:
+            raise ValueError("subnet must be an IPv4 network of at least 16 addresses")
+        if not re.match(r"^[a-z][a-z0-9]{0,14}$", self.bridge):
+            raise ValueError("bridge must be an interface name of at most 15 characters")
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    """How the playbooks install software."""
+
+    offline: bool = True
+    timezone: str = "Europe/Paris"
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    """One site: everything planb knows about it, validated."""
+
+    site: str
+    organisation: str
+    matrix: MatrixConfig
+    primary: PrimaryConfig
+    fallback: FallbackConfig = field(default_factory=FallbackConfig)
+    objectives: ObjectivesConfig = field(default_factory=ObjectivesConfig)
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    lab: LabConfig = field(default_factory=LabConfig)
+    deploy: DeployConfig = field(default_factory=DeployConfig)
+    #: The file this was loaded from (not a YAML key).
+    source: Path = field(
+        default=Path(DEFAULT_CONFIG_NAME), compare=False, metadata={"internal": True}
+    )
+
+    def __post_init__(self) -> None:
+        if not _SITE_NAME.match(self.site):
+            raise ValueError(f"site {self.site!r}: use lower-case letters, digits, - and _")
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder relative paths in planb.yml are taken from."""
+        return self.source.parent
+
+    @property
+    def state_dir(self) -> Path:
+        return (self.base_dir / self.paths.state_dir).resolve()
+
+    @property
+    def inventory_dir(self) -> Path:
+        inventory = self.paths.inventory or Path("inventories") / self.site
+        return (self.base_dir / inventory).resolve()
+
+
+def load_config(path: Path) -> SiteConfig:
+    """Read and validate ``path``; raise :class:`ConfigError` naming file, key and line."""
+    shown = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file not found", path=shown,
+                          hint="create one with 'planb init DIR' or 'planb lab up'") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {exc}", path=shown) from None
+    config = load_yaml_as(SiteConfig, text, shown)
+    config = dataclasses.replace(config, source=path.resolve())
+    log.debug("loaded site %s from %s", config.site, config.source)
+    return config
+
+
+def find_config_path(explicit: Path | None = None) -> Path:
+    """Where the site config is: ``--config``, ``$PLANB_CONFIG``, ``./planb.yml``, current site.
+
+    Raises :class:`ConfigError` when none of them gives a file.
+    """
+    if explicit is not None:
+        return explicit
+    from_env = os.environ.get(CONFIG_ENV)
+    if from_env:
+        return Path(from_env)
+    local = Path.cwd() / DEFAULT_CONFIG_NAME
+    if local.exists():
+        return local
+    current = state.current_site()
+    if current is not None:
+        return current
+    raise ConfigError(
+        "no site configuration found",
+        path=DEFAULT_CONFIG_NAME,
+        hint=f"pass --config FILE, set {CONFIG_ENV}, run from a folder with planb.yml, "
+        "or create one with 'planb init DIR' or 'planb lab up'",
+    )
+
+
+def masked(config: SiteConfig) -> dict[str, object]:
+    """The effective configuration as plain data, secrets replaced by a mask."""
+    plain = as_plain(config)
+    assert isinstance(plain, dict)
+    return plain
