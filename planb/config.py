@@ -157,7 +157,8 @@ class SiteConfig:
     objectives: ObjectivesConfig = field(default_factory=ObjectivesConfig)
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
-    lab: LabConfig = field(default_factory=LabConfig)
+    #: Present only in lab sites (written by 'planb lab up').
+    lab: LabConfig | None = None
     deploy: DeployConfig = field(default_factory=DeployConfig)
     #: The file this was loaded from (not a YAML key).
     source: Path = field(

@@ -61,9 +61,13 @@ class SiteSpec:
     primary_bind_dn: str = "cn=planb-reader,dc=example,dc=org"
     primary_password_file: str = "secrets/primary-bind-password"
     timezone: str = "Europe/Paris"
-    directory_hosts: tuple[InventoryHost, ...] = (InventoryHost("fallback1", "192.0.2.10"),)
-    messaging_hosts: tuple[InventoryHost, ...] = (InventoryHost("fallback1", "192.0.2.10"),)
-    primary_hosts: tuple[InventoryHost, ...] = ()
+    hosts: tuple[InventoryHost, ...] = (InventoryHost("fallback1", "192.0.2.10"),)
+    #: Inventory group -> host names.
+    groups: dict[str, tuple[str, ...]] = field(default_factory=lambda: {
+        "fallback_directory": ("fallback1",),
+        "fallback_messaging": ("fallback1",),
+        "fallback_proxy": ("fallback1",),
+    })
     ssh_key: str | None = None
     generate_secrets: bool = False
     lab: dict[str, object] = field(default_factory=dict)
@@ -82,7 +86,6 @@ def site_files(spec: SiteSpec, site_dir: Path) -> dict[Path, str]:
         vault = {name: PLACEHOLDER for name in SECRET_NAMES}
     context: dict[str, object] = {
         **{k: getattr(spec, k) for k in spec.__dataclass_fields__},
-        "directory_names": {h.name for h in spec.directory_hosts},
         "lab": bool(spec.lab),
         **{f"lab_{k}": v for k, v in spec.lab.items()},
         **vault,

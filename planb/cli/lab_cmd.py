@@ -1,0 +1,124 @@
+"""``planb lab``: real Debian 12 hosts on this machine, booted with systemd-nspawn."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from planb import state
+from planb.cli.context import console, options, print_json
+from planb.config import CONFIG_ENV, DEFAULT_CONFIG_NAME, LabConfig, SiteConfig, load_config
+from planb.lab.lab import Lab
+from planb.lab.site import write_lab_site
+from planb.lab.topology import build_topology
+
+app = typer.Typer(
+    help=(
+        "The lab: real Debian 12 hosts (systemd as PID 1) on a private bridge, reached by "
+        "Ansible over SSH exactly like production servers. Hosts: 'primary' (the main "
+        "system's directory) and 'fallback'; --split adds 'directory' and 'messaging'. "
+        "Needs root, systemd-nspawn (systemd-container) and debootstrap. The hosts have no "
+        "route to the internet."
+    ),
+    no_args_is_help=True,
+)
+
+
+def _lab_config_path(ctx: typer.Context) -> Path:
+    """--config, $PLANB_CONFIG or ./planb.yml: the lab never falls back to another site."""
+    explicit = options(ctx).config or (Path(os.environ[CONFIG_ENV])
+                                       if os.environ.get(CONFIG_ENV) else None)
+    return explicit or Path.cwd() / DEFAULT_CONFIG_NAME
+
+
+def _load_lab_site(ctx: typer.Context) -> SiteConfig:
+    return load_config(_lab_config_path(ctx))
+
+
+@app.command("up")
+def up(
+    ctx: typer.Context,
+    split: Annotated[
+        bool | None,
+        typer.Option("--split/--no-split",
+                     help="Put the directory and messaging on their own hosts (default: "
+                     "lab.split in planb.yml, else one fallback host)."),
+    ] = None,
+) -> None:
+    """Boot the lab's hosts and write the lab site (planb.yml, inventories/lab/).
+
+    The first run builds a Debian 12 image with debootstrap (about a minute) and
+    caches it; later runs only boot. Safe to repeat: running hosts are left as they
+    are. Without a planb.yml here (or --config), a lab site is created in the
+    current folder and recorded as the current site, so 'planb deploy' just works.
+    """
+    path = _lab_config_path(ctx)
+    if not path.exists():
+        lab = LabConfig(split=bool(split))
+        topology = build_topology(lab.subnet, lab.bridge, split=lab.split)
+        key = (path.parent / ".planb" / "lab" / "id_ed25519").resolve()
+        write_lab_site(path.parent, topology, key, lab)
+        console.print(f"created lab site {path}", highlight=False)
+    site = load_config(path)
+    lab_obj = Lab(site)
+    with console.status("starting the lab…") as status:
+        topology = lab_obj.up(split=split, progress=lambda msg: status.update(msg))
+    assert site.lab is not None
+    write_lab_site(site.base_dir, topology, lab_obj.key, site.lab)
+    state.set_current_site(site.source)
+    _print_status(lab_obj, json_output=False)
+    console.print(f"inventory: {site.inventory_dir}\nnext: planb deploy", highlight=False)
+
+
+@app.command("down")
+def down(ctx: typer.Context) -> None:
+    """Stop every lab host and remove its bridge, veths, mounts and host folders.
+
+    The cached image and the lab's SSH key are kept, so the next 'up' is quick.
+    """
+    lab_obj = Lab(_load_lab_site(ctx))
+    with console.status("stopping the lab…") as status:
+        lab_obj.down(progress=lambda msg: status.update(msg))
+    console.print("lab is down", highlight=False)
+
+
+@app.command("status")
+def status(
+    ctx: typer.Context,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show each lab host, its address and 'systemctl is-system-running'."""
+    _print_status(Lab(_load_lab_site(ctx)), json_output=json_output)
+
+
+def _print_status(lab_obj: Lab, *, json_output: bool) -> None:
+    hosts = lab_obj.status()
+    if json_output:
+        print_json([h.__dict__ for h in hosts])
+        return
+    if not hosts:
+        console.print("the lab is down", highlight=False)
+        return
+    table = Table("host", "address", "groups", "container", "systemd")
+    for host in hosts:
+        ok = host.system in ("running", "degraded")
+        table.add_row(host.name, host.address, ", ".join(host.groups), host.process,
+                      f"[green]{host.system}[/]" if ok else f"[red]{host.system}[/]")
+    console.print(table)
+
+
+@app.command(
+    "ssh",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def ssh(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Argument(help="Lab host name, e.g. fallback or primary.")],
+) -> None:
+    """Open a root shell on a lab host, or run a command: planb lab ssh HOST -- CMD."""
+    argv = Lab(_load_lab_site(ctx)).ssh_argv(host, list(ctx.args) or None)
+    os.execvp(argv[0], argv)

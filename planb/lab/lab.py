@@ -1,0 +1,207 @@
+"""The lab as a whole: bring its hosts up, report on them, tear everything down.
+
+State is kept in ``<state_dir>/lab/``: ``lab.json`` (the topology that is up), the
+SSH key Ansible uses, and ``hosts/<name>/`` per running host. The rootfs image is
+shared by all sites (see :mod:`planb.lab.image`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from planb.config import SiteConfig
+from planb.errors import LabError, UsageError
+from planb.lab import image, machines, network
+from planb.lab.system import check_prerequisites, run
+from planb.lab.topology import LabHost, Topology, build_topology
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class HostStatus:
+    """What ``planb lab status`` shows for one host."""
+
+    name: str
+    address: str
+    groups: tuple[str, ...]
+    process: str  # running | stopped
+    system: str  # systemctl is-system-running, or unreachable / stopped
+
+
+class Lab:
+    """The lab of one site."""
+
+    def __init__(self, site: SiteConfig) -> None:
+        if site.lab is None:
+            raise UsageError(
+                f"site {site.site!r} ({site.source}) has no 'lab:' section: planb lab only "
+                "manages lab sites",
+                hint="run 'planb lab up' in an empty folder to create a lab site",
+            )
+        self.site = site
+        self.config = site.lab
+        self.dir = site.state_dir / "lab"
+        self.key = self.dir / "id_ed25519"
+
+    # -- state ---------------------------------------------------------------------
+
+    @property
+    def _state_file(self) -> Path:
+        return self.dir / "lab.json"
+
+    def topology(self, split: bool | None = None) -> Topology:
+        """The topology that is up, else the one the config (or ``split``) asks for."""
+        recorded = self._recorded()
+        if recorded is not None:
+            return recorded
+        chosen = self.config.split if split is None else split
+        return build_topology(self.config.subnet, self.config.bridge, split=chosen)
+
+    def _recorded(self) -> Topology | None:
+        try:
+            data = json.loads(self._state_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        hosts = tuple(LabHost(h["name"], h["address"], tuple(h["groups"])) for h in data["hosts"])
+        return Topology(subnet=data["subnet"], bridge=data["bridge"], hosts=hosts)
+
+    def _record(self, topology: Topology) -> None:
+        tmp = self._state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(topology), indent=2) + "\n", encoding="utf-8")
+        tmp.replace(self._state_file)
+
+    def host_paths(self, name: str) -> machines.HostPaths:
+        return machines.HostPaths(self.dir / "hosts" / name)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / ".lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise LabError("another 'planb lab' command is running for this site") from None
+            yield
+
+    # -- up ------------------------------------------------------------------------
+
+    def up(self, *, split: bool | None = None, progress: Progress = log.info) -> Topology:
+        """Boot every host (safe to repeat: running hosts are left as they are)."""
+        check_prerequisites()
+        with self._locked():
+            recorded = self._recorded()
+            wanted = build_topology(self.config.subnet, self.config.bridge,
+                                    split=self.config.split if split is None else split)
+            if recorded is not None and recorded != wanted and split is not None:
+                raise UsageError(
+                    "the lab is already up with hosts "
+                    f"{', '.join(h.name for h in recorded.hosts)}",
+                    hint="run 'planb lab down' first to change its shape",
+                )
+            topology = recorded or wanted
+            if not image.is_built():
+                progress("building the Debian 12 image with debootstrap (once, about a minute)")
+            rootfs = image.ensure_image()
+            self._ensure_key()
+            network.ensure_bridge(topology)
+            self._record(topology)
+            public_key = self.key.with_suffix(".pub").read_text(encoding="utf-8")
+            etc_hosts = self._etc_hosts(topology)
+            for host in topology.hosts:
+                paths = self.host_paths(host.name)
+                if machines.nspawn_pid(paths) is not None:
+                    continue
+                progress(f"booting {host.name} ({host.address})")
+                machines.stop(host, paths)  # clear what a crashed run left behind
+                network.delete_link(host.veth)
+                machines.prepare(host, topology, rootfs, paths, public_key, etc_hosts)
+                machines.start(host, topology, paths)
+            for host in topology.hosts:
+                progress(f"waiting for {host.name} to finish booting")
+                state = machines.wait_ready(host, self.host_paths(host.name), self.key)
+                log.info("%s is %s", host.name, state)
+            return topology
+
+    def _ensure_key(self) -> None:
+        if self.key.exists():
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"planb-lab-{self.site.site}",
+             "-f", str(self.key)])
+
+    def _etc_hosts(self, topology: Topology) -> str:
+        lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+        for host in topology.hosts:
+            lines.append(f"{host.address}\t{host.name}.lab {host.name}")
+        proxy = next(h for h in topology.hosts if "fallback_proxy" in h.groups)
+        lines.append(f"{proxy.address}\t{self.site.matrix.public_hostname} "
+                     f"{self.site.matrix.server_name}")
+        return "\n".join(lines) + "\n"
+
+    # -- status ----------------------------------------------------------------------
+
+    def status(self) -> list[HostStatus]:
+        """Each host: address, whether its container runs, and what systemd says."""
+        recorded = self._recorded()
+        if recorded is None:
+            return []
+        result = []
+        for host in recorded.hosts:
+            running = machines.nspawn_pid(self.host_paths(host.name)) is not None
+            system = machines.system_state(self.key, host.address) if running else "stopped"
+            result.append(HostStatus(host.name, host.address, host.groups,
+                                     "running" if running else "stopped", system))
+        return result
+
+    # -- down ------------------------------------------------------------------------
+
+    def down(self, *, progress: Progress = log.info) -> None:
+        """Stop every host and remove the bridge, veths, mounts and host folders."""
+        check_prerequisites()
+        with self._locked():
+            topology = self.topology()
+            names = {h.name: h for h in topology.hosts}
+            # Also sweep host folders a changed topology may have left.
+            for leftover in sorted((self.dir / "hosts").glob("*")):
+                names.setdefault(leftover.name, LabHost(leftover.name, "", ()))
+            for host in names.values():
+                progress(f"stopping {host.name}")
+                machines.stop(host, self.host_paths(host.name))
+                network.delete_link(host.veth)
+            network.delete_bridge(topology.bridge)
+            hosts_dir = self.dir / "hosts"
+            if hosts_dir.exists():
+                hosts_dir.rmdir()
+            self._state_file.unlink(missing_ok=True)
+
+    # -- ssh -------------------------------------------------------------------------
+
+    def ssh_argv(self, name: str, command: list[str] | None = None) -> list[str]:
+        """The ssh command that opens a root shell (or runs ``command``) on a lab host."""
+        topology = self._recorded()
+        if topology is None:
+            raise LabError("the lab is not up", hint="run 'planb lab up'")
+        try:
+            host = topology.host(name)
+        except KeyError as exc:
+            raise UsageError(str(exc.args[0])) from None
+        argv = machines.ssh_argv(self.key, host.address, command)
+        if command is None:
+            argv.insert(1, "-t")
+        return argv
+
+    def run_on(self, name: str, command: list[str], timeout: float = 60
+               ) -> subprocess.CompletedProcess[str]:
+        """Run a command on a lab host over SSH and return its result (no check)."""
+        return subprocess.run(self.ssh_argv(name, command), capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL, check=False)

@@ -1,0 +1,82 @@
+"""Which hosts the lab has, their addresses and inventory groups (pure)."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+#: The fallback's inventory groups (DESIGN.md: one host or split across hosts).
+DIRECTORY = "fallback_directory"
+MESSAGING = "fallback_messaging"
+PROXY = "fallback_proxy"
+PRIMARY = "lab_primary"
+
+
+@dataclass(frozen=True)
+class LabHost:
+    """One lab host: its name (also its nspawn machine name) and address."""
+
+    name: str
+    address: str
+    groups: tuple[str, ...]
+
+    @property
+    def veth(self) -> str:
+        """The host-side veth that systemd-nspawn creates for ``--network-bridge``."""
+        return f"vb-{self.name}"[:15]
+
+
+@dataclass(frozen=True)
+class Topology:
+    """The lab's network and hosts."""
+
+    subnet: str
+    bridge: str
+    hosts: tuple[LabHost, ...]
+
+    @property
+    def gateway(self) -> str:
+        """This machine's address on the lab bridge."""
+        network = ipaddress.ip_network(self.subnet)
+        return str(network.network_address + 1)
+
+    @property
+    def prefixlen(self) -> int:
+        return ipaddress.ip_network(self.subnet).prefixlen
+
+    def host(self, name: str) -> LabHost:
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        known = ", ".join(h.name for h in self.hosts)
+        raise KeyError(f"no lab host {name!r} (hosts: {known})")
+
+    def in_group(self, group: str) -> tuple[LabHost, ...]:
+        return tuple(h for h in self.hosts if group in h.groups)
+
+
+def build_topology(subnet: str, bridge: str, *, split: bool = False) -> Topology:
+    """``primary`` and ``fallback``; with ``split``, ``directory`` and ``messaging`` too.
+
+    Split: ``directory`` runs slapd, ``messaging`` runs PostgreSQL and Synapse, and
+    ``fallback`` keeps the proxy (nginx, coturn). Addresses start at .10.
+    """
+    network = ipaddress.ip_network(subnet)
+    base = network.network_address
+
+    def address(offset: int) -> str:
+        return str(base + offset)
+
+    if split:
+        hosts = (
+            LabHost("primary", address(10), (PRIMARY,)),
+            LabHost("fallback", address(11), (PROXY,)),
+            LabHost("directory", address(12), (DIRECTORY,)),
+            LabHost("messaging", address(13), (MESSAGING,)),
+        )
+    else:
+        hosts = (
+            LabHost("primary", address(10), (PRIMARY,)),
+            LabHost("fallback", address(11), (DIRECTORY, MESSAGING, PROXY)),
+        )
+    return Topology(subnet=str(network), bridge=bridge, hosts=hosts)
