@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from planb import state
 from planb.config import SiteConfig
 from planb.errors import LabError, UsageError
 from planb.lab import image, machines, network
@@ -72,7 +73,8 @@ class Lab:
             data = json.loads(self._state_file.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
-        hosts = tuple(LabHost(h["name"], h["address"], tuple(h["groups"])) for h in data["hosts"])
+        hosts = tuple(LabHost(h["name"], h["address"], tuple(h["groups"]), h.get("machine", ""))
+                      for h in data["hosts"])
         return Topology(subnet=data["subnet"], bridge=data["bridge"], hosts=hosts)
 
     def _record(self, topology: Topology) -> None:
@@ -102,13 +104,17 @@ class Lab:
             recorded = self._recorded()
             wanted = build_topology(self.config.subnet, self.config.bridge,
                                     split=self.config.split if split is None else split)
-            if recorded is not None and recorded != wanted and split is not None:
+            if recorded is not None and recorded != wanted and (
+                split is not None or (recorded.bridge, recorded.subnet)
+                != (wanted.bridge, wanted.subnet)
+            ):
                 raise UsageError(
-                    "the lab is already up with hosts "
-                    f"{', '.join(h.name for h in recorded.hosts)}",
-                    hint="run 'planb lab down' first to change its shape",
+                    f"the lab is already up on {recorded.bridge} ({recorded.subnet}) with hosts "
+                    f"{', '.join(h.name for h in recorded.hosts)}, not as now asked",
+                    hint="run 'planb lab down' first to change its shape or network",
                 )
             topology = recorded or wanted
+            self._claim_bridge(topology.bridge)
             if not image.is_built():
                 progress("building the Debian 12 image with debootstrap (once, about a minute)")
             rootfs = image.ensure_image()
@@ -131,6 +137,25 @@ class Lab:
                 state = machines.wait_ready(host, self.host_paths(host.name), self.key)
                 log.info("%s is %s", host.name, state)
             return topology
+
+    def _bridge_owner_file(self, bridge: str) -> Path:
+        return state.planb_home() / "bridges" / bridge
+
+    def _claim_bridge(self, bridge: str) -> None:
+        """Refuse to share a bridge with another site's running lab; else record ours."""
+        owner_file = self._bridge_owner_file(bridge)
+        try:
+            owner = Path(owner_file.read_text(encoding="utf-8").strip())
+        except FileNotFoundError:
+            owner = None
+        if owner is not None and owner != self.dir and (owner / "lab.json").exists():
+            raise LabError(
+                f"bridge {bridge} is used by another lab ({owner.parent.parent})",
+                hint="run 'planb lab down' there, or give this lab its own lab.bridge and "
+                "lab.subnet in planb.yml",
+            )
+        owner_file.parent.mkdir(parents=True, exist_ok=True)
+        owner_file.write_text(f"{self.dir}\n", encoding="utf-8")
 
     def _ensure_key(self) -> None:
         if self.key.exists():
@@ -172,13 +197,18 @@ class Lab:
             topology = self.topology()
             names = {h.name: h for h in topology.hosts}
             # Also sweep host folders a changed topology may have left.
+            prefix = f"p{topology.bridge[-1]}-"
             for leftover in sorted((self.dir / "hosts").glob("*")):
-                names.setdefault(leftover.name, LabHost(leftover.name, "", ()))
+                names.setdefault(leftover.name,
+                                 LabHost(leftover.name, "", (), f"{prefix}{leftover.name}"))
             for host in names.values():
                 progress(f"stopping {host.name}")
                 machines.stop(host, self.host_paths(host.name))
                 network.delete_link(host.veth)
             network.delete_bridge(topology.bridge)
+            owner_file = self._bridge_owner_file(topology.bridge)
+            if owner_file.exists() and Path(owner_file.read_text().strip()) == self.dir:
+                owner_file.unlink()
             hosts_dir = self.dir / "hosts"
             if hosts_dir.exists():
                 hosts_dir.rmdir()

@@ -119,7 +119,7 @@ def start(host: LabHost, topology: Topology, paths: HostPaths) -> int:
     """Boot the host in the background; return systemd-nspawn's pid."""
     argv = [
         "systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--boot",
-        f"--machine={host.name}", f"--directory={paths.root}",
+        f"--machine={host.machine or host.name}", f"--directory={paths.root}",
         f"--network-bridge={topology.bridge}",
         "--timezone=off", "--resolv-conf=off", "--link-journal=no", "--console=passive",
     ]
@@ -190,7 +190,7 @@ def stop(host: LabHost, paths: HostPaths, *, timeout: float = 30) -> None:
             run(["umount", "--lazy", str(paths.root)])
     if paths.base.exists():
         shutil.rmtree(paths.base)
-    leftover = NSPAWN_PROPAGATE / host.name
+    leftover = NSPAWN_PROPAGATE / (host.machine or host.name)
     if leftover.is_dir():
         shutil.rmtree(leftover, ignore_errors=True)
 

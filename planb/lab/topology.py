@@ -19,11 +19,13 @@ class LabHost:
     name: str
     address: str
     groups: tuple[str, ...]
+    #: The systemd-nspawn machine name: unique per lab, so two labs can run side by side.
+    machine: str = ""
 
     @property
     def veth(self) -> str:
         """The host-side veth that systemd-nspawn creates for ``--network-bridge``."""
-        return f"vb-{self.name}"[:15]
+        return f"vb-{self.machine or self.name}"
 
 
 @dataclass(frozen=True)
@@ -63,20 +65,22 @@ def build_topology(subnet: str, bridge: str, *, split: bool = False) -> Topology
     """
     network = ipaddress.ip_network(subnet)
     base = network.network_address
+    # Interface names have at most 15 characters: "vb-" + "p0-" + "messaging" fits.
+    prefix = f"p{bridge[-1]}-"
 
-    def address(offset: int) -> str:
-        return str(base + offset)
+    def host(name: str, offset: int, groups: tuple[str, ...]) -> LabHost:
+        return LabHost(name, str(base + offset), groups, machine=f"{prefix}{name}")
 
     if split:
         hosts = (
-            LabHost("primary", address(10), (PRIMARY,)),
-            LabHost("fallback", address(11), (PROXY,)),
-            LabHost("directory", address(12), (DIRECTORY,)),
-            LabHost("messaging", address(13), (MESSAGING,)),
+            host("primary", 10, (PRIMARY,)),
+            host("fallback", 11, (PROXY,)),
+            host("directory", 12, (DIRECTORY,)),
+            host("messaging", 13, (MESSAGING,)),
         )
     else:
         hosts = (
-            LabHost("primary", address(10), (PRIMARY,)),
-            LabHost("fallback", address(11), (DIRECTORY, MESSAGING, PROXY)),
+            host("primary", 10, (PRIMARY,)),
+            host("fallback", 11, (DIRECTORY, MESSAGING, PROXY)),
         )
     return Topology(subnet=str(network), bridge=bridge, hosts=hosts)
