@@ -1,0 +1,82 @@
+"""``planb deploy``'s core: run ``playbooks/site.yml`` on the site's inventory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import planb
+from planb.config import SiteConfig
+from planb.errors import ConfigError, Interrupted
+from planb.provisioning.results import PlaybookResult, ProgressEvent
+from planb.provisioning.runner import new_run_dir, run_playbook
+
+log = logging.getLogger(__name__)
+
+SITE_PLAYBOOK = planb.PROJECT_ROOT / "playbooks" / "site.yml"
+
+
+def check_inventory(site: SiteConfig) -> Path:
+    """The site's inventory folder; :class:`ConfigError` (exit 2) with a hint if it is missing."""
+    inventory = site.inventory_dir
+    if not inventory.is_dir():
+        raise ConfigError(
+            f"inventory folder {inventory} does not exist", path=str(site.source),
+            key="paths.inventory",
+            hint=f"create it with 'planb init {site.base_dir}' (or 'planb lab up' for the lab), "
+            "or point paths.inventory in planb.yml at an existing inventory",
+        )
+    return inventory
+
+
+def run_deploy(
+    site: SiteConfig,
+    *,
+    limit: str | None = None,
+    tags: tuple[str, ...] = (),
+    check: bool = False,
+    verbose: bool = False,
+    on_event: Callable[[ProgressEvent], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    playbook: Path = SITE_PLAYBOOK,
+) -> PlaybookResult:
+    """Run ``playbook`` (default ``site.yml``) for ``site`` and return the result, failed or not.
+
+    Extra vars: ``planb_action=deploy`` and ``planb_site=<site>`` (no secrets: those
+    come from the inventory's vault). Raises :class:`ConfigError` for a missing
+    inventory and :class:`Interrupted` (exit 130) if the run was canceled.
+    """
+    inventory = check_inventory(site)
+    run_dir = new_run_dir(site.state_dir, playbook)
+    result = run_playbook(
+        playbook, inventory, run_dir=run_dir, limit=limit, tags=tags, check=check,
+        extravars={"planb_action": "deploy", "planb_site": site.site},
+        verbose=verbose, on_event=on_event, cancel=cancel,
+    )
+    if result.status == "canceled":
+        raise Interrupted("deploy canceled: Ansible was stopped",
+                          hint=f"what ran is recorded in {result.artifacts_dir}")
+    return result
+
+
+def deploy(
+    site: SiteConfig,
+    *,
+    limit: str | None = None,
+    tags: tuple[str, ...] = (),
+    check: bool = False,
+    verbose: bool = False,
+    on_event: Callable[[ProgressEvent], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    playbook: Path = SITE_PLAYBOOK,
+) -> PlaybookResult:
+    """Like :func:`run_deploy`, but raise :class:`PlaybookFailed` (exit 3) unless the run is ok.
+
+    The exception's message names each failed host and task; its hint names the
+    artifacts folder.
+    """
+    result = run_deploy(site, limit=limit, tags=tags, check=check, verbose=verbose,
+                        on_event=on_event, cancel=cancel, playbook=playbook)
+    result.raise_for_status()
+    return result

@@ -1,0 +1,219 @@
+"""Run one playbook with ansible-runner and turn the run into a :class:`PlaybookResult`.
+
+This is the only module that imports ``ansible_runner``. Each run gets its own
+``private_data_dir`` (``<state_dir>/runs/<UTC time>-<playbook>/``) whose
+``artifacts/`` are kept: Ansible's stdout, one JSON file per event, status and rc,
+plus planb's ``result.json``.
+
+Secrets: never pass them in ``extravars`` or the environment — both end up on the
+command line or in the artifacts. Secrets live in the site's vault
+(``inventories/<site>/group_vars/all/vault.yml``), which Ansible reads itself; tasks
+that handle them must say ``no_log: true`` so their results are censored in events.
+The environment planb starts Ansible with is recorded in the artifacts with only the
+variables planb set; every other value is hidden.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+
+import planb
+from planb.errors import ConfigError, PlanbError, PrerequisiteError, UsageError
+from planb.provisioning.results import EventTally, PlaybookResult, ProgressEvent, Status
+
+log = logging.getLogger(__name__)
+
+ROLES_PATH = planb.PROJECT_ROOT / "playbooks" / "roles"
+#: Name of the artifacts sub-folder inside a run dir (ansible-runner's "ident").
+ARTIFACTS_IDENT = "ansible"
+FORKS = 10
+#: How often (seconds) ansible-runner polls the cancel callback.
+_POLL_S = 0.25
+_STATUSES: tuple[Status, ...] = ("successful", "failed", "canceled", "timeout")
+_KEPT_ENV = ("PATH", "HOME", "LANG", "USER")
+
+
+def ansible_env() -> dict[str, str]:
+    """Environment planb gives Ansible: roles path, no host key prompts, plain readable output.
+
+    PATH starts with planb's own environment, so its ``ansible-playbook`` is the one run.
+    """
+    return {
+        "PATH": os.pathsep.join([_ansible_bin_dir(), os.environ.get("PATH", os.defpath)]),
+        "ANSIBLE_ROLES_PATH": str(ROLES_PATH),
+        "ANSIBLE_HOST_KEY_CHECKING": "False",
+        "ANSIBLE_PIPELINING": "True",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_FORKS": str(FORKS),
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_CALLBACK_RESULT_FORMAT": "yaml",
+        "ANSIBLE_INTERPRETER_PYTHON": "auto_silent",
+    }
+
+
+def new_run_dir(state_dir: Path, playbook: Path, *, now: datetime | None = None) -> Path:
+    """Create and return ``<state_dir>/runs/<UTC timestamp>-<playbook stem>/`` (mode 0700)."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    runs = state_dir / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        name = f"{stamp}-{playbook.stem}" + (f"-{n}" if n > 1 else "")
+        try:
+            (runs / name).mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        return runs / name
+    raise PlanbError(f"too many runs in {runs} within one second")
+
+
+def _ansible_bin_dir() -> str:
+    """The folder of ``ansible-playbook``: planb's own environment first, else PATH."""
+    for path in (str(Path(sys.executable).parent), None):
+        found = shutil.which("ansible-playbook", path=path)
+        if found:
+            return str(Path(found).parent)
+    raise PrerequisiteError("ansible-playbook not found",
+                            hint="install planb with its dependencies (ansible-core)")
+
+
+def run_playbook(
+    playbook: Path,
+    inventory: Path,
+    *,
+    run_dir: Path,
+    limit: str | None = None,
+    tags: tuple[str, ...] = (),
+    check: bool = False,
+    extravars: Mapping[str, str] | None = None,
+    verbose: bool = False,
+    on_event: Callable[[ProgressEvent], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    timeout_s: int | None = None,
+) -> PlaybookResult:
+    """Run ``playbook`` on ``inventory`` and return what happened; never raises for a failed play.
+
+    ``run_dir`` is the run's private data dir (see :func:`new_run_dir`). ``on_event``
+    receives progress from the runner's thread. ``cancel`` is polled a few times a
+    second; when it returns True the run is stopped (status ``canceled``). Ctrl-C
+    during the run does the same. ``verbose`` copies Ansible's own output to stderr.
+    Raises :class:`UsageError`/:class:`ConfigError` for a missing playbook or inventory
+    and :class:`PlanbError` if ansible-runner itself cannot start.
+    """
+    if not playbook.is_file():
+        raise UsageError(f"playbook not found: {playbook}")
+    if not inventory.exists():
+        raise ConfigError("inventory not found", path=str(inventory),
+                          hint="create it with 'planb init' or 'planb lab up'")
+    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tally, lock, stop = EventTally(), threading.Lock(), threading.Event()
+
+    def handle(event: dict[str, Any]) -> bool:
+        with lock:
+            progress = tally.add(event)
+        text = event.get("stdout")
+        if verbose and text:
+            sys.stderr.write(str(text).replace("\r\n", "\n") + "\n")
+        if on_event is not None:
+            try:
+                on_event(progress)
+            except Exception:  # a display bug must not kill the run
+                log.exception("progress callback failed")
+        return True
+
+    def should_cancel() -> bool:
+        return stop.is_set() or bool(cancel is not None and cancel())
+
+    env = ansible_env()
+    kwargs: dict[str, Any] = {
+        "private_data_dir": str(run_dir),
+        "ident": ARTIFACTS_IDENT,
+        "playbook": str(playbook.resolve()),
+        "inventory": str(inventory.resolve()),
+        "envvars": env,
+        "extravars": dict(extravars) if extravars else None,
+        "limit": limit,
+        "tags": ",".join(tags) or None,
+        "cmdline": "--check" if check else None,
+        "timeout": timeout_s,
+        "quiet": True,
+        "suppress_env_files": True,
+        "settings": {"pexpect_timeout": _POLL_S, "suppress_ansible_output": True},
+        "event_handler": handle,
+        "cancel_callback": should_cancel,
+    }
+    log.info("running %s on %s (artifacts in %s)", playbook.name, inventory, run_dir)
+    started = time.monotonic()
+    runner = _run_in_thread(kwargs, stop)
+    duration = time.monotonic() - started
+    artifacts = Path(runner.config.artifact_dir)
+    _hide_foreign_env(artifacts / "command", keep=set(env) | set(_KEPT_ENV))
+    status: Status = runner.status if runner.status in _STATUSES else "failed"
+    rc = runner.rc if isinstance(runner.rc, int) else -1
+    with lock:
+        result = tally.result(playbook=playbook, status=status, rc=rc, duration_s=duration,
+                              artifacts_dir=artifacts, check=check)
+    _write_result(run_dir / "result.json", result)
+    log.info("%s: %s, rc %s, %d changed, %.1f s", playbook.name, status, rc,
+             result.changed_total, duration)
+    return result
+
+
+def _run_in_thread(kwargs: dict[str, Any], stop: threading.Event) -> Any:
+    """Run ansible-runner in a worker thread so Ctrl-C here can cancel it cleanly.
+
+    ansible-playbook runs in its own session (a pty), so Ctrl-C reaches only us:
+    we set ``stop``, the cancel callback tells the runner, which kills the run's
+    process group and returns.
+    """
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["runner"] = ansible_runner.run(**kwargs)
+        except Exception as exc:  # reported below, in the caller's thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=work, name="ansible-runner", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        try:
+            worker.join(0.2)
+        except KeyboardInterrupt:
+            if not stop.is_set():
+                log.warning("interrupted: stopping the Ansible run")
+            stop.set()
+    if "error" in outcome:
+        raise PlanbError(f"could not run ansible-playbook: {outcome['error']}") from None
+    return outcome["runner"]
+
+
+def _hide_foreign_env(command_file: Path, *, keep: set[str]) -> None:
+    """ansible-runner records the whole environment; keep planb's own values only."""
+    try:
+        recorded = json.loads(command_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    env = recorded.get("env") or {}
+    recorded["env"] = {k: (v if k in keep else "(hidden by planb)") for k, v in env.items()}
+    tmp = command_file.with_name(".command.tmp")
+    tmp.write_text(json.dumps(recorded, ensure_ascii=False), encoding="utf-8")
+    os.chmod(tmp, 0o600)
+    tmp.replace(command_file)
+
+
+def _write_result(path: Path, result: PlaybookResult) -> None:
+    path.write_text(json.dumps(result.as_dict(), indent=2, ensure_ascii=False) + "\n",
+                    encoding="utf-8")
