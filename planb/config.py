@@ -62,6 +62,24 @@ class LdapSourceConfig:
     flavour: Literal["openldap", "active_directory"] = "openldap"
     ca_file: Path | None = None
     page_size: int = 500
+    #: Entries matching this filter are leavers (disabled), on top of the mapped flag.
+    leaver_filter: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.page_size <= 0:
+            raise ValueError("page_size must be positive")
+        if self.leaver_filter is not None:
+            text = self.leaver_filter.strip()
+            depth = 0
+            for char in text:
+                depth += {"(": 1, ")": -1}.get(char, 0)
+                if depth < 0:
+                    break
+            if not (text.startswith("(") and text.endswith(")")) or depth != 0:
+                raise ValueError(
+                    f"leaver_filter {self.leaver_filter!r} is not an LDAP filter: it must be "
+                    "in parentheses, balanced, like (employeeType=leaver)"
+                )
 
 
 @dataclass(frozen=True)
@@ -75,7 +93,11 @@ class CsvSourceConfig:
 
 @dataclass(frozen=True)
 class PrimaryConfig:
-    """Where the accounts come from, and how its attributes map to an agent."""
+    """Where the accounts come from, and how its attributes map to an agent.
+
+    ``mapping``: agent field -> LDAP attribute (``a|b``: b when a is absent) or CSV
+    header; ``-`` unmaps a default. See planb.directory.mapping for the defaults.
+    """
 
     kind: Literal["ldap", "csv"] = "ldap"
     ldap: LdapSourceConfig | None = None
@@ -85,6 +107,16 @@ class PrimaryConfig:
     def __post_init__(self) -> None:
         if getattr(self, self.kind) is None:
             raise ValueError(f"kind is {self.kind!r} but the {self.kind!r} section is missing")
+        from planb.directory.mapping import check_mapping  # the agent fields live there
+
+        check_mapping(self.mapping, self.flavour)
+
+    @property
+    def flavour(self) -> str:
+        """Which default mapping applies: ``openldap``, ``active_directory`` or ``csv``."""
+        if self.kind == "csv" or self.ldap is None:
+            return "csv"
+        return self.ldap.flavour
 
 
 @dataclass(frozen=True)
