@@ -1,0 +1,97 @@
+"""``planb keys``: the site's journal-signing key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from planb.cli.context import console, err_console, options, print_json
+from planb.reports.files import write_atomic
+from planb.reports.keys import (
+    PASSPHRASE_ENV,
+    KeyPaths,
+    PassphraseSource,
+    fingerprint,
+    init_keys,
+    load_public_key,
+    public_pem,
+)
+
+app = typer.Typer(
+    help="Create and export the Ed25519 key that signs journals (drills, failovers).",
+    no_args_is_help=True,
+)
+
+PassphraseFileOption = Annotated[
+    Path | None,
+    typer.Option("--passphrase-file", metavar="FILE", dir_okay=False,
+                 help="Read the key's passphrase from FILE (one line)."),
+]
+PassphraseEnvOption = Annotated[
+    str | None,
+    typer.Option("--passphrase-env", metavar="VAR",
+                 help=f"Read the key's passphrase from environment variable VAR "
+                 f"(default: ${PASSPHRASE_ENV} if set)."),
+]
+
+
+@app.command("init")
+def init(
+    ctx: typer.Context,
+    passphrase_file: PassphraseFileOption = None,
+    passphrase_env: PassphraseEnvOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing signing key.")]
+    = False,
+) -> None:
+    """Create the signing key in <state dir>/keys/ (private key mode 0600).
+
+    With a passphrase the private key is stored encrypted, and every command that
+    signs (drill, failover, report annotate) needs the same passphrase. Without
+    --force an existing key is never replaced; with it, the old public key is kept
+    in keys/retired/ so journals it signed still verify.
+    """
+    config = options(ctx).load_site()
+    paths = KeyPaths.for_state_dir(config.state_dir)
+    passphrase = PassphraseSource(file=passphrase_file, env=passphrase_env).read()
+    fp = init_keys(paths, passphrase, force=force)
+    state = "encrypted with the passphrase" if passphrase else "NOT encrypted (no passphrase)"
+    console.print(f"wrote {paths.private} (mode 0600, {state})", highlight=False, soft_wrap=True)
+    console.print(f"wrote {paths.public}", highlight=False, soft_wrap=True)
+    console.print(f"fingerprint {fp}", highlight=False, soft_wrap=True)
+    console.print("Next: give auditors the public key: planb keys export -o site-signing.pub",
+                  highlight=False, soft_wrap=True)
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", metavar="FILE", dir_okay=False,
+                                  help="Write the public key (PEM) to FILE.")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print the public key (PEM) and its fingerprint, for auditors.
+
+    The fingerprint is SHA256: and the hex SHA-256 of the raw 32-byte public key; it is
+    written in every journal. Without -o the PEM goes to stdout and the fingerprint to
+    stderr, so 'planb keys export > site.pub' gives a clean key file.
+    """
+    config = options(ctx).load_site()
+    paths = KeyPaths.for_state_dir(config.state_dir)
+    key = load_public_key(paths.public)
+    pem, fp = public_pem(key), fingerprint(key)
+    if output is not None:
+        write_atomic(output, pem.encode("ascii"), 0o644)
+    if json_output:
+        data = {"algorithm": "Ed25519", "fingerprint": fp, "public_key_pem": pem,
+                "file": str(output or paths.public)}
+        print_json(data)
+    elif output is not None:
+        console.print(f"wrote {output}", highlight=False, soft_wrap=True)
+        console.print(f"fingerprint {fp}", highlight=False, soft_wrap=True)
+    else:
+        typer.echo(pem, nl=False)
+        err_console.print(f"fingerprint {fp}", highlight=False, soft_wrap=True)

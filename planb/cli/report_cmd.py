@@ -1,0 +1,240 @@
+"""``planb report``: list, show and verify the signed journals of drills and failovers."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from rich.markup import escape
+from rich.table import Table
+
+from planb.cli.context import console, options, print_json
+from planb.errors import PlanbError
+from planb.reports.keys import KeyPaths, load_public_key, site_public_keys
+from planb.reports.store import JournalStore, journals_dir
+from planb.reports.summary import summarise
+from planb.reports.verify import JournalCheck, VerificationFailed, verify_directory
+
+log = logging.getLogger(__name__)
+
+app = typer.Typer(
+    help="List, show and verify the signed, hash-chained journals of drills and failovers.",
+    no_args_is_help=True,
+)
+
+PublicKeyOption = Annotated[
+    list[Path] | None,
+    typer.Option("--public-key", "-k", metavar="FILE", dir_okay=False,
+                 help="Trusted public key (PEM, from 'planb keys export'); repeat for keys "
+                 "used before a rotation. Default: the site's keys/signing.pub and "
+                 "keys/retired/*.pub."),
+]
+DirOption = Annotated[
+    Path | None,
+    typer.Option("--dir", metavar="DIR", file_okay=False,
+                 help="Journals folder (default: the site's <state dir>/journals)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _state_dir(ctx: typer.Context) -> Path:
+    return options(ctx).load_site().state_dir
+
+
+def _keys(ctx: typer.Context, given: list[Path] | None, *, required: bool
+          ) -> list[Ed25519PublicKey]:
+    """The trusted keys: the given files, else the site's (optional for list/show)."""
+    if given:
+        return [load_public_key(path) for path in given]
+    try:
+        return site_public_keys(KeyPaths.for_state_dir(_state_dir(ctx)))
+    except PlanbError:
+        if required:
+            raise
+        log.info("no public key available: signatures are not checked")
+        return []
+
+
+@app.command("verify")
+def verify(
+    ctx: typer.Context,
+    directory: Annotated[
+        Path | None, typer.Argument(metavar="[DIR]", file_okay=False,
+                                    help="Journals folder (default: the site's).")
+    ] = None,
+    public_key: PublicKeyOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Check every journal's signature and the hash chain; exit 1 naming the first bad one.
+
+    Works on a copied folder on another machine, without planb.yml, when DIR and
+    --public-key are given. Failures: altered (signature does not match the content),
+    missing (a journal was removed), reordered (files swapped or renamed), unknown key,
+    unsigned, malformed.
+    """
+    folder = directory or journals_dir(_state_dir(ctx))
+    keys = _keys(ctx, public_key, required=True)
+    result = verify_directory(folder, keys)
+    if json_output:
+        print_json(result.as_json())
+    else:
+        _print_checks(result.journals, title=f"Journals in {folder}")
+        for note in result.notes:
+            console.print(f"note: {escape(note)}", highlight=False)
+    if not result.journals:
+        raise VerificationFailed(f"{folder}: no journals to verify")
+    failure = result.failure
+    if failure is not None:
+        raise VerificationFailed(f"verification FAILED at {failure}",
+                                 hint="journals from there on cannot be trusted")
+    if not json_output:
+        last = result.journals[-1]
+        console.print(
+            f"OK: {len(result.journals)} journals, every signature and the chain are valid. "
+            f"Newest: {last.file} sha256 {last.sha256}. "
+            f"Trusted keys: {', '.join(result.trusted)}", highlight=False, soft_wrap=True)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    directory: DirOption = None,
+    public_key: PublicKeyOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """List journals: date, kind, scenario, status, RTO and signature state."""
+    folder = directory or journals_dir(_state_dir(ctx))
+    keys = _keys(ctx, public_key, required=False)
+    result = verify_directory(folder, keys) if folder.is_dir() else None
+    checks = result.journals if result is not None else ()
+    rows = [_row(check) for check in checks]
+    if json_output:
+        print_json(rows)
+        return
+    if not rows:
+        console.print(f"no journals in {folder}", highlight=False)
+        return
+    table = Table(title=f"Journals in {folder}", title_justify="left")
+    for column in ("seq", "date (UTC)", "kind", "scenario", "status", "RTO / objective",
+                   "signature"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(str(row["seq"]), _date(row["created_at"]), row["kind"] or "?",
+                      row["scenario"] or "", row["status"] or "", row["rto"],
+                      _state_text(row["signature"]))
+    console.print(table)
+    if not keys:
+        console.print("signatures not checked: no public key (planb keys init, or "
+                      "--public-key FILE)", highlight=False)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    journal: Annotated[str, typer.Argument(metavar="ID",
+                                           help="Seq number, id (or its start), or file name.")],
+    directory: DirOption = None,
+    public_key: PublicKeyOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Show one journal: envelope, signature state and a summary of its payload.
+
+    --json prints the whole journal as written (envelope and payload).
+    """
+    folder = directory or journals_dir(_state_dir(ctx))
+    store = JournalStore(folder)
+    found = store.get(journal)
+    if json_output:
+        print_json(json.loads(found.path.read_bytes()))
+        return
+    keys = _keys(ctx, public_key, required=False)
+    check = next((c for c in verify_directory(folder, keys).journals
+                  if c.file == found.path.name), None)
+    envelope, summary = found.envelope, summarise(found.payload)
+    table = Table(show_header=False, box=None, title=found.path.name, title_justify="left")
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    # Values are escaped here; only the signature word carries markup.
+    fields: list[tuple[str, str]] = [
+        ("seq", str(envelope.seq)), ("id", envelope.id), ("kind", escape(envelope.kind)),
+        ("created", envelope.created_at),
+        ("signature", _state_text(_state(check)) if check else "not checked"),
+        ("signed by", envelope.key_fingerprint),
+        ("sha256", found.sha256), ("previous", envelope.previous_sha256 or "none (first)"),
+        ("scenario", escape(summary.scenario or "")), ("status", escape(summary.status or "")),
+        ("RTO / objective", summary.rto_text),
+    ]
+    if check is not None and check.problem is not None:
+        fields.append(("problem", escape(check.problem.message)))
+    for name, value in fields:
+        if value:
+            table.add_row(name, value)
+    console.print(table)
+    payload = Table(title="payload", title_justify="left")
+    payload.add_column("key")
+    payload.add_column("value", overflow="fold")
+    for key, value in found.payload.items():
+        payload.add_row(escape(key), escape(_brief(value)))
+    console.print(payload)
+    for addendum in store.addenda(envelope.id):
+        console.print(f"addendum: {addendum.path.name} ({addendum.envelope.created_at})",
+                      highlight=False)
+
+
+def _print_checks(checks: tuple[JournalCheck, ...], *, title: str) -> None:
+    table = Table(title=title, title_justify="left")
+    for column in ("seq", "file", "kind", "date (UTC)", "signature", "chain", "problem"):
+        table.add_column(column, overflow="fold")
+    for check in checks:
+        envelope = check.envelope
+        table.add_row(str(check.seq), check.file, envelope.kind if envelope else "?",
+                      _date(envelope.created_at if envelope else None),
+                      _state_text(check.signature), _state_text(check.chain),
+                      escape(check.problem.message) if check.problem else "")
+    console.print(table)
+
+
+def _row(check: JournalCheck) -> dict[str, Any]:
+    envelope = check.envelope
+    summary = summarise(envelope.payload) if envelope else summarise({})
+    return {
+        "seq": check.seq, "file": check.file, "id": envelope.id if envelope else None,
+        "created_at": envelope.created_at if envelope else None,
+        "kind": envelope.kind if envelope else None,
+        "scenario": summary.scenario, "status": summary.status,
+        "rto_seconds": summary.rto_seconds,
+        "rto_objective_seconds": summary.rto_objective_seconds, "rto": summary.rto_text,
+        "signature": _state(check),
+        "problem": check.problem.message if check.problem else None,
+    }
+
+
+def _state(check: JournalCheck) -> str:
+    """One word for a listing: valid, not checked, or why it fails."""
+    return str(check.problem.reason) if check.problem else check.signature
+
+
+def _state_text(state: str) -> str:
+    # The word carries the meaning; colour only repeats it.
+    style = {"valid": "green", "ok": "green", "not checked": "dim"}.get(state, "bold red")
+    return f"[{style}]{escape(state)}[/]"
+
+
+def _date(created_at: str | None) -> str:
+    return created_at[:19].replace("T", " ") if created_at else "?"
+
+
+def _brief(value: Any) -> str:
+    if isinstance(value, dict):
+        keys = list(value)
+        more = ", …" if len(keys) > 6 else ""
+        return "{" + ", ".join(keys[:6]) + more + "}"
+    if isinstance(value, list):
+        return f"{len(value)} item(s)"
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 120 else text[:117] + "…"
+
