@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Install what planb needs on a Debian 12 machine (as root), then the venv.
+# Safe to repeat: apt and pip only do what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages: the lab (systemd-nspawn, debootstrap, a bridge, SSH), the offline
+# bundle builder (apt-ftparchive, libpq headers and a compiler for the psycopg2 wheel),
+# and Python's venv.
+APT_PACKAGES=(
+  systemd-container debootstrap iproute2 openssh-client util-linux
+  python3 python3-venv python3-dev
+  apt-utils dpkg-dev libpq-dev gcc
+  ca-certificates
+)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "== installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating .venv"
+  python3 -m venv .venv
+fi
+echo "== installing planb into .venv"
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e '.[dev]'
+.venv/bin/planb --version
