@@ -75,9 +75,11 @@ def export(
 ) -> None:
     """Print the public key (PEM) and its fingerprint, for auditors.
 
-    The fingerprint is SHA256: and the hex SHA-256 of the raw 32-byte public key; it is
-    written in every journal. Without -o the PEM goes to stdout and the fingerprint to
-    stderr, so 'planb keys export > site.pub' gives a clean key file.
+    The fingerprint is SHA256: and the hex SHA-256 of the raw 32-byte
+    public key; every journal names the key it was signed with this way.
+
+    Without -o the PEM goes to stdout and the fingerprint to stderr,
+    so 'planb keys export > site.pub' gives a clean key file.
     """
     config = options(ctx).load_site()
     paths = KeyPaths.for_state_dir(config.state_dir)

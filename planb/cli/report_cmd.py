@@ -63,7 +63,7 @@ def _keys(ctx: typer.Context, given: list[Path] | None, *, required: bool
 def verify(
     ctx: typer.Context,
     directory: Annotated[
-        Path | None, typer.Argument(metavar="[DIR]", file_okay=False,
+        Path | None, typer.Argument(metavar="DIR", file_okay=False,
                                     help="Journals folder (default: the site's).")
     ] = None,
     public_key: PublicKeyOption = None,
@@ -71,10 +71,12 @@ def verify(
 ) -> None:
     """Check every journal's signature and the hash chain; exit 1 naming the first bad one.
 
-    Works on a copied folder on another machine, without planb.yml, when DIR and
-    --public-key are given. Failures: altered (signature does not match the content),
-    missing (a journal was removed), reordered (files swapped or renamed), unknown key,
-    unsigned, malformed.
+    Works on a copied folder on another machine, without planb.yml,
+    when DIR and --public-key are given.
+
+    Failures: altered (signature does not match the content),
+    missing (a journal was removed), reordered (files swapped or renamed),
+    unknown key, unsigned, malformed.
     """
     folder = directory or journals_dir(_state_dir(ctx))
     keys = _keys(ctx, public_key, required=True)
