@@ -121,7 +121,10 @@ class JournalStore:
             path = self.directory / envelope.filename
             write_atomic(path, data, 0o644)
             write_atomic(path.with_suffix(".sig"), encode_signature(self.signer.sign(data)))
-            stored = StoredJournal(path=path, envelope=envelope, sha256=sha256_hex(data))
+            # Read back from the bytes, so the result is what was signed even if the
+            # caller changes its payload afterwards.
+            stored = StoredJournal(path=path, envelope=Envelope.from_json(json.loads(data)),
+                                   sha256=sha256_hex(data))
             self._write_head(stored)
         log.info("journal %s written and signed (%s)", path.name, self.signer.fingerprint)
         return stored
@@ -181,13 +184,13 @@ class JournalStore:
     def _tail(self) -> tuple[int, str | None]:
         """The next seq and the SHA-256 to chain to (from the files and the signed head)."""
         last_seq, last_hash = 0, None
-        for path in self._journal_paths():
-            parsed = parse_filename(path.name)
-            assert parsed is not None
-            if parsed[0] > last_seq:
-                last_seq, last_hash = parsed[0], sha256_hex(path.read_bytes())
-                if not path.with_suffix(".sig").exists():
-                    log.warning("%s has no signature; verification will report it", path.name)
+        numbered = [(parsed[0], path) for path in self._journal_paths()
+                    if (parsed := parse_filename(path.name)) is not None]
+        if numbered:
+            last_seq, newest = max(numbered)
+            last_hash = sha256_hex(newest.read_bytes())
+            if not newest.with_suffix(".sig").exists():
+                log.warning("%s has no signature; verification will report it", newest.name)
         head = self._read_head()
         if head is not None and head[0] > last_seq:
             # The newest journal(s) are gone: chain to what the head recorded, so the

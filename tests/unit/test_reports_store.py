@@ -133,3 +133,13 @@ def test_concurrent_writers_never_share_a_seq(store: JournalStore, tmp_path: Pat
     assert [j.seq for j in journals] == list(range(1, 21))
     result = verify_directory(store.directory, [store.signer.public_key])  # type: ignore[union-attr]
     assert result.ok, result.failure
+
+
+def test_returned_journal_is_what_was_signed_even_if_payload_changes(
+        store: JournalStore) -> None:
+    payload: dict[str, object] = {"status": "pass", "steps": [{"name": "fault"}]}
+    journal = store.append("drill", payload)
+    payload["status"] = "failed"
+    payload["steps"].append({"name": "later"})  # type: ignore[attr-defined]
+    assert journal.payload == {"status": "pass", "steps": [{"name": "fault"}]}
+    assert store.get(journal.id).payload == journal.payload
