@@ -67,7 +67,8 @@ def main() -> int:
             return 1
         again, result2 = timed("re-deploy", lambda: run_deploy(site))
         print("summary")
-        print(f"  cold lab up    {cold:7.1f} s  aim < 300 s   ({cold / base:.2f}x bare debootstrap)")
+        ratio = cold / base
+        print(f"  cold lab up    {cold:7.1f} s  aim < 300 s   ({ratio:.2f}x bare debootstrap)")
         print(f"  warm lab up    {warm:7.1f} s  aim < 30 s")
         print(f"  deploy         {first:7.1f} s")
         print(f"  re-deploy      {again:7.1f} s  changed={result2.changed_total}")

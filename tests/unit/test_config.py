@@ -47,7 +47,8 @@ def test_valid_config_loads_with_defaults(tmp_path: Path) -> None:
 
 
 def test_unknown_key_names_file_key_and_line(tmp_path: Path) -> None:
-    path = write(tmp_path, VALID.replace("  rto_seconds: 90", "  rto_seconds: 90\n  rto_secnods: 5"))
+    text = VALID.replace("  rto_seconds: 90", "  rto_seconds: 90\n  rto_secnods: 5")
+    path = write(tmp_path, text)
     with pytest.raises(ConfigError) as info:
         load_config(path)
     error = info.value
