@@ -232,7 +232,9 @@ def assign_localparts(
     """
     existing = existing or {}
     taken_by = taken_by or {}
-    holder: dict[str, str] = {lp: agent_id for agent_id, lp in existing.items()}
+    holder: dict[str, str] = {}
+    for agent_id, lp in sorted(existing.items()):
+        holder.setdefault(lp, agent_id)
     logins: dict[str, str] = dict(taken_by)
     blocked = set(unmanaged) - set(holder)
     wanted: list[tuple[bool, str, str]] = []
