@@ -6,10 +6,11 @@
   two, and falls back on counting them in the header line);
 * quoted fields with separators, quotes (``""``) and line breaks inside; CRLF or LF.
 
-Header names map to agent fields through ``primary.mapping`` (matched ignoring case
-and surrounding spaces). A row with a missing id or login, an invalid mail, an
-unknown enabled value or a duplicate id/login is rejected with the physical line
-where it starts; with ``strict=True`` any rejection refuses the whole file.
+Header names map to agent fields through ``primary.mapping`` (matched ignoring case,
+surrounding spaces and Unicode normalisation form). A row with a missing id or
+login, an invalid mail, an unknown enabled value or a duplicate id/login is
+rejected with the physical line where it starts; with ``strict=True`` any
+rejection refuses the whole file.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import codecs
 import csv
 import io
 import logging
+import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -69,7 +71,7 @@ def _header_index(header: list[str], fmap: FieldMap, shown: str) -> dict[str, in
     """Column of each lower-cased header; refuses duplicates and missing mapped headers."""
     index: dict[str, int] = {}
     for column, name in enumerate(header):
-        key = name.strip().lstrip("\ufeff").strip().casefold()
+        key = unicodedata.normalize("NFC", name.strip().lstrip("\ufeff").strip()).casefold()
         if not key:
             continue
         if key in index:

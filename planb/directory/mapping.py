@@ -12,6 +12,7 @@ Turning one record (an ldap3 entry's attributes, or a CSV row) into an
 from __future__ import annotations
 
 import logging
+import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -105,7 +106,7 @@ def resolve_mapping(flavour: str, overrides: Mapping[str, str] | None = None) ->
         if source == UNMAPPED:
             continue
         if flavour == "csv":
-            resolved[agent_field] = (source.strip().casefold(),)
+            resolved[agent_field] = (unicodedata.normalize("NFC", source.strip()).casefold(),)
         else:
             resolved[agent_field] = tuple(n.strip().casefold() for n in source.split("|"))
     return FieldMap(flavour, resolved, frozenset(overrides))

@@ -56,7 +56,11 @@ class AgentAdd:
 
 @dataclass(frozen=True)
 class AgentUpdate:
-    """Attribute changes for one existing entry. The hash itself never leaves memory."""
+    """Attribute changes for one existing entry. The hash itself never leaves memory.
+
+    A ``login`` change renames the entry (its RDN is the login: apply uses modify DN);
+    a ``localpart`` change records the Matrix localpart on an entry that had none.
+    """
 
     id: str
     login: str

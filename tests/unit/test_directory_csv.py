@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from planb.directory.csv_source import read_csv
+from planb.directory.csv_source import detect_delimiter, read_csv
 from planb.errors import UsageError
 
 MAPPING = {"id": "Matricule", "login": "Identifiant", "given_name": "Prénom",
@@ -139,3 +139,17 @@ def test_empty_file_and_missing_file(tmp_path: Path) -> None:
         read_csv(empty)
     with pytest.raises(UsageError, match="cannot read the CSV export"):
         read_csv(tmp_path / "absent.csv")
+
+
+@pytest.mark.parametrize("sep", [";", ","])
+def test_delimiter_falls_back_on_header_counts(sep: str) -> None:
+    text = "id;login;x\n1;a\n2;b;c;d;e\n".replace(";", sep)  # csv.Sniffer gives up here
+    assert detect_delimiter(text) == sep
+
+
+def test_headers_match_whatever_the_unicode_form(tmp_path: Path) -> None:
+    path = tmp_path / "mac.csv"
+    path.write_text("Matricule;Identifiant;Pre\u0301nom\n1;ana;Ana\n", encoding="utf-8")
+    mapping = {"id": "Matricule", "login": "Identifiant", "given_name": "Prénom"}
+    (agent,) = read_csv(path, mapping).agents
+    assert agent.given_name == "Ana"
