@@ -8,7 +8,7 @@ from pathlib import Path
 
 import planb
 from planb.config import SiteConfig
-from planb.errors import ConfigError, Interrupted
+from planb.errors import ConfigError
 from planb.provisioning.results import PlaybookResult, ProgressEvent
 from planb.provisioning.runner import new_run_dir, run_playbook
 
@@ -55,8 +55,7 @@ def run_deploy(
         verbose=verbose, on_event=on_event, cancel=cancel,
     )
     if result.status == "canceled":
-        raise Interrupted("deploy canceled: Ansible was stopped",
-                          hint=f"what ran is recorded in {result.artifacts_dir}")
+        result.raise_for_status()
     return result
 
 

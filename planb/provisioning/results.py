@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from planb.errors import PlaybookFailed
+from planb.errors import Interrupted, PlaybookFailed
 
 Status = Literal["successful", "failed", "canceled", "timeout"]
 Event = Mapping[str, Any]
@@ -127,12 +127,13 @@ class PlaybookResult:
         }
 
     def raise_for_status(self) -> None:
-        """Raise :class:`PlaybookFailed` (exit 3) naming failed hosts and tasks, unless ok.
-
-        A canceled run is not checked here: the caller knows it was interrupted.
-        """
+        """Raise unless ok: :class:`Interrupted` (exit 130) if canceled, else
+        :class:`PlaybookFailed` (exit 3) naming failed hosts and tasks."""
         if self.ok:
             return
+        if self.status == "canceled":
+            raise Interrupted(f"playbook {self.playbook.name} canceled: Ansible was stopped",
+                              hint=f"what ran is recorded in {self.artifacts_dir}")
         raise PlaybookFailed(failure_message(self),
                              hint=f"Ansible's output and events are in {self.artifacts_dir}; "
                              "re-run with -v to see Ansible's output live")

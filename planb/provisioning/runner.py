@@ -136,6 +136,11 @@ def run_playbook(
     def should_cancel() -> bool:
         return stop.is_set() or bool(cancel is not None and cancel())
 
+    # ansible-runner reads its settings only from env/settings (none of them secret).
+    (run_dir / "env").mkdir(exist_ok=True)
+    (run_dir / "env" / "settings").write_text(
+        json.dumps({"pexpect_timeout": _POLL_S, "suppress_ansible_output": True}) + "\n",
+        encoding="utf-8")
     env = ansible_env()
     kwargs: dict[str, Any] = {
         "private_data_dir": str(run_dir),
@@ -150,7 +155,6 @@ def run_playbook(
         "timeout": timeout_s,
         "quiet": True,
         "suppress_env_files": True,
-        "settings": {"pexpect_timeout": _POLL_S, "suppress_ansible_output": True},
         "event_handler": handle,
         "cancel_callback": should_cancel,
     }
@@ -179,22 +183,28 @@ def _run_in_thread(kwargs: dict[str, Any], stop: threading.Event) -> Any:
     process group and returns.
     """
     outcome: dict[str, Any] = {}
+    done = threading.Event()
 
     def work() -> None:
         try:
             outcome["runner"] = ansible_runner.run(**kwargs)
-        except Exception as exc:  # reported below, in the caller's thread
+        except BaseException as exc:  # reported below, in the caller's thread
             outcome["error"] = exc
+        finally:
+            done.set()
 
     worker = threading.Thread(target=work, name="ansible-runner", daemon=True)
     worker.start()
-    while worker.is_alive():
+    # Poll with sleep rather than join(): a join interrupted by Ctrl-C can leave the
+    # thread looking finished while it still runs (CPython 3.11).
+    while not done.is_set():
         try:
-            worker.join(0.2)
+            time.sleep(0.1)
         except KeyboardInterrupt:
             if not stop.is_set():
                 log.warning("interrupted: stopping the Ansible run")
             stop.set()
+    worker.join()
     if "error" in outcome:
         raise PlanbError(f"could not run ansible-playbook: {outcome['error']}") from None
     return outcome["runner"]
