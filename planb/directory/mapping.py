@@ -11,6 +11,7 @@ Turning one record (an ldap3 entry's attributes, or a CSV row) into an
 
 from __future__ import annotations
 
+import functools
 import logging
 import unicodedata
 import uuid
@@ -49,6 +50,7 @@ DEFAULT_MAPPINGS: dict[str, dict[str, str]] = {
     "openldap": {
         **_COMMON, "id": "entryUUID", "login": "uid", "department": "departmentNumber|ou",
         "employee_number": "employeeNumber", "password_hash": "userPassword",
+        "groups": "memberOf",  # the memberof overlay; operational, requested by name
         # ppolicy's lock: any value (000001010000Z = locked for good) means disabled.
         "disabled": "pwdAccountLockedTime",
     },
@@ -160,6 +162,7 @@ def canonical_id(value: Any, name: str) -> str:
         raise ValueError(f"{name} {text!r} is not a UUID") from None
 
 
+@functools.lru_cache(maxsize=4096)  # the same few group DNs repeat on every entry
 def _group_name(value: str) -> str:
     """``cn=Finances,ou=groups,dc=x`` -> ``Finances``; a plain name stays as is."""
     if "=" not in value or "," not in value:

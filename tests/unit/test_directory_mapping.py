@@ -77,6 +77,8 @@ def test_openldap_entry_with_fallback_department_and_password() -> None:
     assert "SSHA" not in repr(agent)
     with_number = lower_keys(openldap_entry(departmentNumber=["42"]))
     assert agent_from_record(with_number, fmap).department == "42"
+    member = lower_keys(openldap_entry(memberOf=["cn=Voirie \\2B Eau,ou=groups,dc=primary"]))
+    assert agent_from_record(member, fmap).groups == frozenset({"Voirie + Eau"})
 
 
 def test_cleartext_user_password_is_not_copied(caplog: pytest.LogCaptureFixture) -> None:
