@@ -1,0 +1,82 @@
+"""What goes into the bundle: the repo's lists, read and checked line by line."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import planb
+from planb.errors import ConfigError
+
+BUNDLE_INPUTS = planb.PROJECT_ROOT / "playbooks" / "bundle"
+DEBS_FILE = BUNDLE_INPUTS / "debs.txt"
+REQUIREMENTS_FILE = BUNDLE_INPUTS / "synapse-requirements.in"
+#: Bumped when the way a bundle is built changes, so old bundles are rebuilt.
+RECIPE_VERSION = "1"
+_DEB_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The lists a bundle is built from, plus what else decides its content."""
+
+    debs: tuple[str, ...]
+    requirements: str
+    context: tuple[tuple[str, str], ...] = ()
+
+    def fingerprint(self) -> str:
+        """sha256 over everything that decides the content; equal -> no rebuild needed."""
+        data = {"recipe": RECIPE_VERSION, "debs": list(self.debs),
+                "requirements": self.requirements, "context": dict(self.context)}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def parse_debs(text: str, *, path: str = "debs.txt") -> tuple[str, ...]:
+    """Package names, one a line; ``#`` starts a comment. Sorted, without duplicates."""
+    names: set[str] = set()
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if not _DEB_NAME.match(line):
+            raise ConfigError(
+                f"{path}:{number}: '{line}' is not a Debian package name (one name a line, "
+                "lower case letters, digits, '+', '-', '.')")
+        names.add(line)
+    if not names:
+        raise ConfigError(f"{path}: no package listed")
+    return tuple(sorted(names))
+
+
+def parse_requirements(text: str, *, path: str = "synapse-requirements.in") -> str:
+    """The requirement lines (comments and blanks dropped); each must pin with ``==``."""
+    kept = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if line.startswith("-") or "==" not in line:
+            raise ConfigError(
+                f"{path}:{number}: '{line}' must pin one project with == (for example "
+                "matrix-synapse[postgres]==1.163.2); options are not allowed here")
+        kept.append(line)
+    if not kept:
+        raise ConfigError(f"{path}: no requirement listed")
+    return "\n".join(kept) + "\n"
+
+
+def read_inputs(debs_file: Path = DEBS_FILE, requirements_file: Path = REQUIREMENTS_FILE,
+                *, context: dict[str, str] | None = None) -> Inputs:
+    """Read and check both lists; :class:`ConfigError` names the file and line at fault."""
+    texts = []
+    for path in (debs_file, requirements_file):
+        try:
+            texts.append(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    return Inputs(debs=parse_debs(texts[0], path=str(debs_file)),
+                  requirements=parse_requirements(texts[1], path=str(requirements_file)),
+                  context=tuple(sorted((context or {}).items())))
