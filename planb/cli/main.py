@@ -10,7 +10,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from planb import __version__
-from planb.cli import config_cmd, deploy_cmd, init_cmd, keys_cmd, lab_cmd, report_cmd
+from planb.cli import bundle_cmd, config_cmd, deploy_cmd, init_cmd, keys_cmd, lab_cmd, report_cmd
 from planb.cli.context import Options, err_console, setup_logging
 from planb.errors import EXIT_INTERRUPTED, PlanbError
 
@@ -82,6 +82,7 @@ app.add_typer(deploy_cmd.app)
 app.add_typer(lab_cmd.app, name="lab")
 app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(report_cmd.app, name="report")
+app.add_typer(bundle_cmd.app, name="bundle")
 
 
 def report_error(exc: PlanbError) -> None:
