@@ -71,6 +71,7 @@ def build_topology(subnet: str, bridge: str, *, split: bool = False) -> Topology
     def host(name: str, offset: int, groups: tuple[str, ...]) -> LabHost:
         return LabHost(name, str(base + offset), groups, machine=f"{prefix}{name}")
 
+    hosts: tuple[LabHost, ...]
     if split:
         hosts = (
             host("primary", 10, (PRIMARY,)),

@@ -7,10 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import planb
+from planb import state
 from planb.config import SiteConfig
 from planb.errors import ConfigError
 from planb.provisioning.results import PlaybookResult, ProgressEvent
 from planb.provisioning.runner import new_run_dir, run_playbook
+from planb.schema import as_plain
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,30 @@ def check_inventory(site: SiteConfig) -> Path:
             "or point paths.inventory in planb.yml at an existing inventory",
         )
     return inventory
+
+
+def deploy_vars(site: SiteConfig) -> dict[str, object]:
+    """The extra vars every planb playbook gets: site facts from planb.yml, no secrets.
+
+    ``planb_config`` carries the planb.yml values roles need (so planb.yml stays the
+    one place they are set), ``planb_state_dir`` is where roles leave controller-side
+    files (the lab CA, the Synapse admin token), and ``planb_bundle_dir`` is the offline
+    bundle the roles install from when ``deploy.offline`` is true.
+    """
+    bundle = state.planb_home() / "bundles" / "current"
+    return {
+        "planb_action": "deploy",
+        "planb_site": site.site,
+        "planb_state_dir": str(site.state_dir),
+        "planb_bundle_dir": str(bundle) if site.deploy.offline else "",
+        "planb_config": {
+            "organisation": site.organisation,
+            "matrix": as_plain(site.matrix),
+            "fallback": as_plain(site.fallback),
+            "deploy": as_plain(site.deploy),
+            "lab": as_plain(site.lab) if site.lab is not None else None,
+        },
+    }
 
 
 def run_deploy(
@@ -51,7 +77,7 @@ def run_deploy(
     run_dir = new_run_dir(site.state_dir, playbook)
     result = run_playbook(
         playbook, inventory, run_dir=run_dir, limit=limit, tags=tags, check=check,
-        extravars={"planb_action": "deploy", "planb_site": site.site},
+        extravars=deploy_vars(site),
         verbose=verbose, on_event=on_event, cancel=cancel,
     )
     if result.status == "canceled":

@@ -97,7 +97,7 @@ def run_playbook(
     limit: str | None = None,
     tags: tuple[str, ...] = (),
     check: bool = False,
-    extravars: Mapping[str, str] | None = None,
+    extravars: Mapping[str, object] | None = None,
     verbose: bool = False,
     on_event: Callable[[ProgressEvent], None] | None = None,
     cancel: Callable[[], bool] | None = None,

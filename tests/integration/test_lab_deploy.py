@@ -31,14 +31,16 @@ def test_lab_up_is_safe_to_repeat(lab_session: LabSession) -> None:
 
 def test_deploy_succeeds_on_every_host(deployed_lab: LabSession) -> None:
     first = deployed_lab.first_deploy
-    assert first is not None and first.ok, first
+    assert first is not None
+    assert first.ok, [f.describe() for f in first.failures] or first.error
     assert set(first.hosts) == {"primary", "fallback"}
     assert all(stats.failed == 0 and stats.unreachable == 0 for stats in first.hosts.values())
 
 
 def test_second_deploy_changes_nothing(deployed_lab: LabSession) -> None:
     second = deployed_lab.second_deploy
-    assert second is not None and second.ok, second
+    assert second is not None
+    assert second.ok, [f.describe() for f in second.failures] or second.error
     changed = {name: stats.changed for name, stats in second.hosts.items()}
     assert changed == {"primary": 0, "fallback": 0}
 
