@@ -1,0 +1,107 @@
+"""The actions failover steps run: freeze/unfreeze the sync, switch the fallback, instructions.
+
+``fallback.switch`` runs ``playbooks/failover.yml`` with ``planb_failover_mode``
+through :mod:`planb.provisioning`; it is registered as unavailable while that
+playbook does not exist. ``messaging.announce`` (posting to the announcement room)
+and ``verify.checks`` (the ``planb verify`` checks) wait for the messaging and
+verify packages: see :mod:`planb.drills.catalog`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Literal
+
+import planb
+from planb.drills.actions import ActionContext, ActionRegistry, ActionResult, NoArgs
+from planb.errors import PlanbError
+from planb.failover.announcement import AnnouncementContext, local_time_fr, render_announcement
+from planb.failover.state import freeze_flag, freeze_sync, unfreeze_sync
+from planb.reports.store import utc_now
+
+log = logging.getLogger(__name__)
+
+FAILOVER_PLAYBOOK = planb.PROJECT_ROOT / "playbooks" / "failover.yml"
+
+
+@dataclass(frozen=True)
+class SwitchArgs:
+    """``fallback.switch``: which mode to put the fallback in."""
+
+    mode: Literal["active", "standby"]
+
+
+@dataclass(frozen=True)
+class ChecksArgs:
+    """``verify.checks``: which ``planb verify`` checks (empty: those that matter for failover)."""
+
+    checks: list[str] = field(default_factory=list)
+
+
+def _why(ctx: ActionContext) -> str:
+    return ctx.incident.reason if ctx.incident else ctx.purpose
+
+
+def sync_freeze(ctx: ActionContext, args: NoArgs) -> ActionResult:
+    """Create the flag the account sync honours (nothing is applied while it exists)."""
+    created = freeze_sync(ctx.site.state_dir, by=ctx.operator, why=_why(ctx), at=utc_now())
+    flag = freeze_flag(ctx.site.state_dir)
+    return ActionResult(True, f"sync frozen ({flag})" if created
+                        else f"sync was already frozen ({flag})")
+
+
+def sync_unfreeze(ctx: ActionContext, args: NoArgs) -> ActionResult:
+    """Remove the sync freeze flag."""
+    removed = unfreeze_sync(ctx.site.state_dir)
+    return ActionResult(True, "sync unfrozen" if removed else "sync was not frozen")
+
+
+def instructions(ctx: ActionContext, args: NoArgs) -> ActionResult:
+    """What to tell agents: the announcement text, as the administrator prints it."""
+    incident = ctx.incident
+    if incident is None:
+        raise PlanbError("failover.instructions only runs inside a failover activation")
+    text = render_announcement(ctx.site, AnnouncementContext(
+        activated_at=local_time_fr(incident.started_at, ctx.site.deploy.timezone),
+        incident_id=incident.id, reason=incident.reason, drill=incident.drill))
+    return ActionResult(True, text)
+
+
+def switch(ctx: ActionContext, args: SwitchArgs) -> ActionResult:
+    """Run playbooks/failover.yml with planb_failover_mode=<mode> on the site's inventory."""
+    from planb.provisioning.deploy import check_inventory
+    from planb.provisioning.results import failure_message
+    from planb.provisioning.runner import new_run_dir, run_playbook
+
+    site = ctx.site
+    result = run_playbook(
+        FAILOVER_PLAYBOOK, check_inventory(site),
+        run_dir=new_run_dir(site.state_dir, FAILOVER_PLAYBOOK),
+        extravars={"planb_action": "failover", "planb_site": site.site,
+                   "planb_state_dir": str(site.state_dir), "planb_failover_mode": args.mode},
+        timeout_s=int(ctx.remaining(10)),
+    )
+    if result.status == "canceled":
+        raise KeyboardInterrupt
+    if result.ok:
+        return ActionResult(True, f"fallback switched to {args.mode} in {result.duration_s:.1f} s"
+                            f" ({result.changed_total} changed; {result.artifacts_dir})")
+    return ActionResult(False, failure_message(result))
+
+
+def register_failover_actions(registry: ActionRegistry) -> None:
+    """Register the failover step actions that planb can run here."""
+    registry.action("sync.freeze", summary="freeze the account sync (flag file)",
+                    timeout=10)(sync_freeze)
+    registry.action("sync.unfreeze", summary="unfreeze the account sync", timeout=10)(
+        sync_unfreeze)
+    registry.action("failover.instructions", summary="render what to tell agents "
+                    "(the activation announcement)", timeout=10)(instructions)
+    if FAILOVER_PLAYBOOK.is_file():
+        registry.action("fallback.switch", summary="switch the fallback to active or standby "
+                        "(playbooks/failover.yml)", args=SwitchArgs, timeout=600)(switch)
+    else:
+        registry.unavailable("fallback.switch", args=SwitchArgs, timeout=600,
+                             summary="switch the fallback to active or standby",
+                             needs=f"the switch playbook {FAILOVER_PLAYBOOK} (not written yet)")
