@@ -15,6 +15,7 @@ import re
 import signal
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from planb.drills.actions import ActionContext, ActionRegistry, ActionResult
 from planb.errors import PlanbError, UsageError
@@ -188,7 +189,7 @@ def is_active(ctx: ActionContext, args: UnitArgs) -> ActionResult:
     return ActionResult(ok, "\n".join(lines))
 
 
-LAB_ACTIONS = (
+LAB_ACTIONS: tuple[tuple[str, str, type, float, Any], ...] = (
     ("lab.isolate_host", "cut a lab host off the network (its veth down)", HostArgs, 30,
      isolate_host),
     ("lab.reconnect_host", "put a lab host back on the network and wait for SSH", HostArgs, 90,
