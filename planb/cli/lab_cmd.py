@@ -12,6 +12,8 @@ from rich.table import Table
 from planb import state
 from planb.cli.context import console, options, print_json
 from planb.config import CONFIG_ENV, DEFAULT_CONFIG_NAME, LabConfig, SiteConfig, load_config
+from planb.errors import UsageError
+from planb.lab.agents import agent_password
 from planb.lab.lab import Lab
 from planb.lab.site import write_lab_site
 from planb.lab.topology import build_topology
@@ -109,6 +111,25 @@ def _print_status(lab_obj: Lab, *, json_output: bool) -> None:
         table.add_row(host.name, host.address, ", ".join(host.groups), host.process,
                       f"[green]{host.system}[/]" if ok else f"[red]{host.system}[/]")
     console.print(table)
+
+
+@app.command("password")
+def password(
+    ctx: typer.Context,
+    login: Annotated[str, typer.Argument(help="An agent's login (uid), e.g. marie.martin.")],
+) -> None:
+    """Print the password of a lab agent on the primary (for probes and manual tests).
+
+    Lab passwords are derived from the lab secret in <state_dir>/lab/agents-secret
+    (made by the first deploy) and the login, so this works for any seeded agent,
+    leavers included (their account is locked, their password still known).
+    """
+    secret_file = _load_lab_site(ctx).state_dir / "lab" / "agents-secret"
+    if not secret_file.exists():
+        raise UsageError(f"no lab secret at {secret_file}",
+                         hint="deploy the lab first: planb lab up && planb deploy")
+    console.print(agent_password(secret_file.read_bytes().strip(), login), highlight=False,
+                  markup=False)
 
 
 @app.command(

@@ -185,3 +185,23 @@ def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert printed == agent_password(secret.read_bytes().strip(), "x.y")
     assert lab_agents.main(["ldif", "--count", "0", "--secret-file", str(secret),
                             "--out", str(tmp_path / "b.ldif")]) == 2
+
+
+def test_planb_lab_password_prints_the_derived_password(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from planb.cli.main import app
+    from planb.config import LabConfig
+    from planb.lab.site import write_lab_site
+    from planb.lab.topology import build_topology
+
+    lab = LabConfig(subnet="10.77.9.0/24", bridge="planb9")
+    config = write_lab_site(tmp_path, build_topology(lab.subnet, lab.bridge),
+                            tmp_path / "key", lab)
+    runner = CliRunner()
+    missing = runner.invoke(app, ["-c", str(config), "lab", "password", "marie.martin"])
+    assert missing.exit_code == 2 and "planb deploy" in missing.output
+    secret = lab_agents.ensure_secret(tmp_path / ".planb" / "lab" / "agents-secret")
+    result = runner.invoke(app, ["-c", str(config), "lab", "password", "marie.martin"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == agent_password(secret, "marie.martin")
