@@ -146,10 +146,11 @@ class JournalStore:
             raise UsageError("give a journal seq, id or file name")
         journals = self.list()
         if ref.isdigit():
-            # A number is a seq first; an id can also start with digits only.
+            # A number is a seq first; an id can also start with digits only, so a
+            # longer number (4+ digits, no seq) is also tried as an id prefix.
             matches = [j for j in journals if j.seq == int(ref)]
-            matches = matches or [j for j in journals
-                                  if j.path.name.startswith(ref) or j.id.startswith(ref)]
+            matches = matches or [j for j in journals if j.path.name.startswith(ref)
+                                  or (len(ref) >= 4 and j.id.startswith(ref))]
         else:
             low = ref.lower()
             matches = [j for j in journals
