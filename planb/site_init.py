@@ -60,6 +60,7 @@ class SiteSpec:
     primary_base_dn: str = "ou=people,dc=example,dc=org"
     primary_bind_dn: str = "cn=planb-reader,dc=example,dc=org"
     primary_password_file: str = "secrets/primary-bind-password"
+    primary_ca_file: str | None = None
     timezone: str = "Europe/Paris"
     hosts: tuple[InventoryHost, ...] = (InventoryHost("fallback1", "192.0.2.10"),)
     #: Inventory group -> host names.

@@ -5,12 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: the lab (systemd-nspawn, debootstrap, a bridge, SSH), the offline
-# bundle builder (apt-ftparchive, libpq headers and a compiler for the psycopg2 wheel),
-# and Python's venv.
+# bundle builder (Debian's own Python 3.11 with pip, the same as the hosts', libpq
+# headers and a compiler for the psycopg2 wheel), and Python's venv.
 APT_PACKAGES=(
   systemd-container debootstrap iproute2 openssh-client util-linux
-  python3 python3-venv python3-dev
-  apt-utils dpkg-dev libpq-dev gcc
+  python3 python3-venv python3-pip python3-dev libpq-dev gcc
   ca-certificates
 )
 

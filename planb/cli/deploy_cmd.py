@@ -85,6 +85,18 @@ def print_recap(result: PlaybookResult, *, site: str) -> None:
     )
 
 
+def _ensure_bundle() -> None:
+    """Offline deploys install only from the bundle: build it first if it is missing or stale."""
+    from planb.bundle.build import build_bundle, build_context, default_output, is_current
+    from planb.bundle.inputs import read_inputs
+
+    if is_current(default_output(), read_inputs(context=build_context())) is not None:
+        return
+    with err_console.status("building the offline bundle (Debian packages and wheels)…") as st:
+        result = build_bundle(progress=lambda message: st.update(message))
+    err_console.print(f"bundle ready: {result.path}", highlight=False)
+
+
 def _split_tags(values: list[str] | None) -> tuple[str, ...]:
     tags = [t.strip() for value in values or () for t in value.split(",")]
     return tuple(t for t in tags if t)
@@ -100,6 +112,9 @@ DEPLOY_HELP = (
     "\n\n"
     "Each run's Ansible output and events are kept in <state_dir>/runs/. Use 'planb -v "
     "deploy' to see Ansible's own output. Ctrl-C stops Ansible cleanly."
+    "\n\n"
+    "With deploy.offline (the default) hosts install only from planb's offline bundle; "
+    "it is built first ('planb bundle build') if it is missing or out of date."
     "\n\n"
     "Exit codes: 0 deployed; 2 bad configuration or missing inventory; 3 a task failed or a "
     "host was unreachable (the message names host and task); 130 interrupted."
@@ -129,6 +144,8 @@ def deploy(
     opts = options(ctx)
     site = opts.load_site()
     check_inventory(site)
+    if site.deploy.offline and not check:
+        _ensure_bundle()
     view = DeployProgress(f"{'checking' if check else 'deploying'} site {site.site}")
     with Live(view, console=err_console, transient=True, refresh_per_second=8):
         result = core_run_deploy(site, limit=limit, tags=_split_tags(tags), check=check,

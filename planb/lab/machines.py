@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -132,8 +133,19 @@ def start(host: LabHost, topology: Topology, paths: HostPaths) -> int:
 
 
 def ssh_argv(key: Path, address: str, command: list[str] | None = None) -> list[str]:
-    """The ssh command line that reaches a lab host as root with the lab key."""
-    return ["ssh", "-i", str(key), *SSH_OPTIONS, f"root@{address}", *(command or [])]
+    """The ssh command line that reaches a lab host as root with the lab key.
+
+    ``command`` is a list of arguments, quoted for the remote shell (ssh itself
+    would join them with spaces and let the remote shell split them again); a
+    single string is passed as it is, as a shell snippet (``"cd /tmp && ls"``).
+    """
+    if not command:
+        remote: list[str] = []
+    elif len(command) == 1:
+        remote = command
+    else:
+        remote = [shlex.join(command)]
+    return ["ssh", "-i", str(key), *SSH_OPTIONS, f"root@{address}", *remote]
 
 
 def system_state(key: Path, address: str, *, wait: bool = False, timeout: float = 10) -> str:

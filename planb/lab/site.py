@@ -24,6 +24,7 @@ def lab_spec(topology: Topology, ssh_key: Path, lab: LabConfig) -> SiteSpec:
         primary_base_dn="ou=people,dc=primary,dc=lab",
         primary_bind_dn="cn=planb-reader,dc=primary,dc=lab",
         primary_password_file=".planb/lab/primary-reader-password",
+        primary_ca_file=".planb/pki/ca.crt",
         hosts=tuple(InventoryHost(h.name, h.address) for h in topology.hosts),
         groups={group: tuple(h.name for h in topology.in_group(group))
                 for group in (DIRECTORY, MESSAGING, PROXY, PRIMARY)},

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import planb
-from planb import state
+from planb.bundle.build import default_output
 from planb.config import SiteConfig
 from planb.errors import ConfigError
 from planb.provisioning.results import PlaybookResult, ProgressEvent
@@ -40,7 +40,7 @@ def deploy_vars(site: SiteConfig) -> dict[str, object]:
     files (the lab CA, the Synapse admin token), and ``planb_bundle_dir`` is the offline
     bundle the roles install from when ``deploy.offline`` is true.
     """
-    bundle = state.planb_home() / "bundles" / "current"
+    bundle = default_output()
     return {
         "planb_action": "deploy",
         "planb_site": site.site,
@@ -51,8 +51,26 @@ def deploy_vars(site: SiteConfig) -> dict[str, object]:
             "matrix": as_plain(site.matrix),
             "fallback": as_plain(site.fallback),
             "deploy": as_plain(site.deploy),
+            "primary": _primary_vars(site),
             "lab": as_plain(site.lab) if site.lab is not None else None,
         },
+    }
+
+
+def _primary_vars(site: SiteConfig) -> dict[str, object]:
+    """Where the primary's files are, as absolute paths (never the password itself)."""
+    ldap = site.primary.ldap
+    if ldap is None:
+        return {"kind": site.primary.kind}
+    def absolute(path: Path | None) -> str | None:
+        return str((site.base_dir / path).resolve()) if path is not None else None
+    return {
+        "kind": site.primary.kind,
+        "url": ldap.url,
+        "base_dn": ldap.base_dn,
+        "bind_dn": ldap.bind_dn,
+        "bind_password_file": absolute(ldap.bind_password_file),
+        "ca_file": absolute(ldap.ca_file),
     }
 
 
