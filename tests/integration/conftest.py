@@ -78,7 +78,15 @@ def lab_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabSession
 
 
 @pytest.fixture(scope="session")
-def deployed_lab(lab_session: LabSession) -> LabSession:
+def offline_bundle() -> Path:
+    """The offline bundle the roles install from, built once (a no-op when current)."""
+    from planb.bundle import build_bundle
+
+    return build_bundle().path
+
+
+@pytest.fixture(scope="session")
+def deployed_lab(lab_session: LabSession, offline_bundle: Path) -> LabSession:
     """The session's lab after 'planb deploy' ran twice (the second must change nothing)."""
     if lab_session.first_deploy is None:
         lab_session.first_deploy = run_deploy(lab_session.site)

@@ -23,7 +23,6 @@ import yaml
 from ldap3 import NONE, Connection, Server, Tls
 from ldap3.core.exceptions import LDAPSocketOpenError
 
-from planb import state
 from planb.config import LabConfig, SiteConfig, load_config
 from planb.lab.agents import agent_password
 from planb.lab.lab import Lab
@@ -78,9 +77,11 @@ class Deployed:
 
 
 def _bundle_dir() -> Path:
-    bundle = state.planb_home() / "bundles" / "current"
+    from planb.bundle import build_bundle
+
+    bundle = build_bundle().path
     if not (bundle / "manifest.json").exists():
-        pytest.skip(f"no offline bundle at {bundle}: run 'planb bundle build' first "
+        pytest.fail(f"no offline bundle at {bundle}: 'planb bundle build' made none "
                     "(the lab hosts have no route out, so slapd can only come from it)")
     return bundle
 
