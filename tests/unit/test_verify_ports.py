@@ -1,0 +1,82 @@
+"""The port-set comparison: what must listen, where, and nothing extra beyond loopback."""
+
+from __future__ import annotations
+
+from planb.verify.ports import Listener, compare, expected_rules, parse_ss
+
+ALL_IN_ONE = ("fallback_directory", "fallback_messaging", "fallback_proxy")
+
+# Real output of 'ss -Hlntu' on a deployed lab fallback (all three groups on one host).
+SS_DEPLOYED = """\
+udp UNCONN 0      0      10.77.21.11:3478 0.0.0.0:*
+udp UNCONN 0      0      10.77.21.11:3478 0.0.0.0:*
+tcp LISTEN 0      511        0.0.0.0:443  0.0.0.0:*
+tcp LISTEN 0      511        0.0.0.0:80   0.0.0.0:*
+tcp LISTEN 0      128        0.0.0.0:22   0.0.0.0:*
+tcp LISTEN 0      2048       0.0.0.0:636  0.0.0.0:*
+tcp LISTEN 0      2048     127.0.0.1:389  0.0.0.0:*
+tcp LISTEN 0      50       127.0.0.1:8008 0.0.0.0:*
+tcp LISTEN 0      1024   10.77.21.11:3478 0.0.0.0:*
+tcp LISTEN 0      144      127.0.0.1:5432 0.0.0.0:*
+tcp LISTEN 0      128           [::]:22      [::]:*
+tcp LISTEN 0      2048          [::]:636     [::]:*
+tcp LISTEN 0      144          [::1]:5432    [::]:*
+"""
+
+
+def test_parse_ss_reads_addresses_wildcards_and_zones() -> None:
+    listeners = parse_ss(SS_DEPLOYED + "udp UNCONN 0 0 127.0.0.53%lo:53 0.0.0.0:*\n"
+                         "tcp LISTEN 0 4096 *:9100 *:*\n")
+    assert Listener("tcp", "*", 22) in listeners  # 0.0.0.0 and [::] both mean any
+    assert Listener("tcp", "::1", 5432) in listeners
+    assert Listener("udp", "127.0.0.53", 53) in listeners
+    assert Listener("tcp", "*", 9100) in listeners
+    assert len([ln for ln in listeners if ln.port == 3478]) == 2  # duplicates folded
+
+
+def test_deployed_fallback_is_as_expected() -> None:
+    result = compare(parse_ss(SS_DEPLOYED), expected_rules(ALL_IN_ONE))
+    assert result.ok, result.describe()
+    assert "443/tcp" in result.describe() and "8008" not in result.describe()
+
+
+def test_loopback_only_port_exposed_fails() -> None:
+    text = SS_DEPLOYED.replace("127.0.0.1:5432", "0.0.0.0:5432")
+    result = compare(parse_ss(text), expected_rules(ALL_IN_ONE))
+    assert not result.ok
+    assert [(str(ln), rule.service) for ln, rule in result.exposed] == [
+        ("*:5432/tcp", "postgresql")]
+    assert "must listen on loopback only" in result.describe()
+
+
+def test_extra_public_listener_fails_but_extra_loopback_is_tolerated() -> None:
+    text = SS_DEPLOYED + "tcp LISTEN 0 5 0.0.0.0:6379 0.0.0.0:*\n" \
+                         "udp UNCONN 0 0 127.0.0.53%lo:53 0.0.0.0:*\n"
+    result = compare(parse_ss(text), expected_rules(ALL_IN_ONE))
+    assert [str(ln) for ln in result.extra] == ["*:6379/tcp"]
+    assert result.missing == () and result.exposed == ()
+
+
+def test_missing_service_and_wrong_scope_are_missing() -> None:
+    text = "\n".join(line for line in SS_DEPLOYED.splitlines() if ":8008" not in line)
+    text = text.replace("0.0.0.0:636", "127.0.0.1:636").replace("[::]:636", "[::1]:636")
+    result = compare(parse_ss(text), expected_rules(ALL_IN_ONE))
+    assert sorted(rule.first for rule in result.missing) == [636, 8008]
+
+
+def test_turn_relay_range_is_allowed_not_required() -> None:
+    rules = expected_rules(["fallback_proxy"], {"coturn_min_port": "50000",
+                                                "coturn_max_port": "50010"})
+    base = "tcp LISTEN 0 5 0.0.0.0:22 0.0.0.0:*\ntcp LISTEN 0 5 0.0.0.0:443 0.0.0.0:*\n" \
+           "tcp LISTEN 0 5 0.0.0.0:80 0.0.0.0:*\ntcp LISTEN 0 5 10.0.0.2:3478 0.0.0.0:*\n" \
+           "udp UNCONN 0 0 10.0.0.2:3478 0.0.0.0:*\n"
+    assert compare(parse_ss(base), rules).ok
+    assert compare(parse_ss(base + "udp UNCONN 0 0 10.0.0.2:50005 0.0.0.0:*\n"), rules).ok
+    assert not compare(parse_ss(base + "udp UNCONN 0 0 10.0.0.2:50011 0.0.0.0:*\n"), rules).ok
+
+
+def test_rules_follow_the_host_groups() -> None:
+    directory = {r.first for r in expected_rules(["fallback_directory"])}
+    assert directory == {22, 636, 389}
+    messaging = {r.first for r in expected_rules(["fallback_messaging"], {"synapse_port": 8448})}
+    assert messaging == {22, 8448, 5432}
