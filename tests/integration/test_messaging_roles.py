@@ -1,0 +1,208 @@
+"""The messaging side on a lab of its own (bridge planb3): synapse, nginx, coturn.
+
+Deploys the whole site (the messaging roles need the bundle, the CA, the fallback
+LDAP and PostgreSQL) on a fresh lab, twice: the second run must change nothing.
+Then checks what an agent or an administrator would see: the client API answers
+through nginx over TLS (verified with the planb CA, SNI matrix.planb.lab), the
+admin API and registration are refused there, the admin token works from the host
+itself, the fallback starts in standby (logins refused with the French message,
+admin provisioning allowed) and failover.yml flips it only when asked.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import ssl
+import stat
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from planb import PROJECT_ROOT
+from planb.bundle import build_bundle
+from planb.config import LabConfig, SiteConfig, load_config
+from planb.lab.lab import Lab
+from planb.lab.site import write_lab_site
+from planb.lab.topology import build_topology
+from planb.provisioning import PlaybookResult, new_run_dir, run_playbook
+from planb.provisioning.deploy import deploy_vars, run_deploy
+
+pytestmark = pytest.mark.lab
+
+BRIDGE = "planb3"
+SUBNET = "10.77.3.0/24"
+HOST = "fallback"
+FAILOVER = PROJECT_ROOT / "playbooks" / "failover.yml"
+PROBE_USER = "probe-local"
+PROBE_PASSWORD = "probe-local-password-1"
+
+
+@dataclass
+class Deployed:
+    site: SiteConfig
+    lab: Lab
+    address: str
+    first: PlaybookResult
+    second: PlaybookResult
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+    site_dir = tmp_path_factory.mktemp("messaging-lab")
+    lab_config = LabConfig(subnet=SUBNET, bridge=BRIDGE, agents=20)
+    topology = build_topology(SUBNET, BRIDGE)
+    key = site_dir / ".planb" / "lab" / "id_ed25519"
+    site = load_config(write_lab_site(site_dir, topology, key, lab_config))
+    build_bundle()
+    lab = Lab(site)
+    try:
+        lab.up()
+        started = time.monotonic()
+        first = run_deploy(site)
+        cold = time.monotonic() - started
+        second = run_deploy(site)
+        print(f"\nmessaging lab deploy: cold {cold:.1f} s, again {second.duration_s:.1f} s")
+        address = next(h.address for h in topology.hosts if h.name == HOST)
+        yield Deployed(site, lab, address, first, second)
+    finally:
+        lab.down()
+
+
+def _https(d: Deployed, method: str, path: str, body: object | None = None
+           ) -> tuple[int, dict[str, object]]:
+    """A request to nginx on the fallback's address, TLS verified against the planb CA."""
+    context = ssl.create_default_context(cafile=str(d.site.state_dir / "pki" / "ca.crt"))
+    host = d.site.matrix.public_hostname
+    conn = http.client.HTTPConnection(d.address, 443, timeout=30)
+    conn.sock = context.wrap_socket(socket.create_connection((d.address, 443), timeout=30),
+                                    server_hostname=host)
+    data = json.dumps(body).encode() if body is not None else None
+    conn.request(method, path, body=data, headers={"Host": host,
+                                                   "Content-Type": "application/json"})
+    response = conn.getresponse()
+    raw = response.read()
+    conn.close()
+    try:
+        return response.status, json.loads(raw) if raw else {}
+    except ValueError:
+        return response.status, {"raw": raw.decode(errors="replace")}
+
+
+def _on_host(d: Deployed, method: str, path: str, token: str, body: object | None = None
+             ) -> tuple[int, dict[str, object]]:
+    """A request to Synapse's loopback listener, made on the fallback host itself."""
+    script = (
+        "import json,sys,urllib.request,urllib.error\n"
+        "a=json.load(sys.stdin)\n"
+        "r=urllib.request.Request('http://127.0.0.1:8008'+a['path'],method=a['method'],"
+        "data=None if a['body'] is None else json.dumps(a['body']).encode(),"
+        "headers={'Authorization':'Bearer '+a['token']})\n"
+        "try:\n r=urllib.request.urlopen(r);print(r.status);print(r.read().decode())\n"
+        "except urllib.error.HTTPError as e:\n print(e.code);print(e.read().decode())\n"
+    )
+    request = json.dumps({"path": path, "method": method, "token": token, "body": body})
+    argv = d.lab.ssh_argv(HOST, ["python3", "-c", script])
+    done = subprocess.run(argv, input=request, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    status, _, text = done.stdout.partition("\n")
+    return int(status), json.loads(text) if text.strip() else {}
+
+
+def _admin_token(d: Deployed) -> str:
+    return (d.site.state_dir / "synapse" / "admin-token").read_text(encoding="utf-8").strip()
+
+
+def _login(d: Deployed, user: str, password: str) -> tuple[int, dict[str, object]]:
+    return _https(d, "POST", "/_matrix/client/v3/login", {
+        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": user},
+        "password": password})
+
+
+def _failover(d: Deployed, mode: str) -> PlaybookResult:
+    extravars = deploy_vars(d.site) | {"planb_failover_mode": mode}
+    return run_playbook(FAILOVER, d.site.inventory_dir,
+                        run_dir=new_run_dir(d.site.state_dir, FAILOVER), extravars=extravars)
+
+
+def test_deploy_then_redeploy_changes_nothing(deployed: Deployed) -> None:
+    assert deployed.first.ok, deployed.first.failures
+    assert deployed.second.ok, deployed.second.failures
+    assert deployed.second.changed_total == 0, deployed.second.hosts
+
+
+def test_client_api_answers_through_nginx_over_tls(deployed: Deployed) -> None:
+    status, body = _https(deployed, "GET", "/_matrix/client/versions")
+    assert status == 200
+    assert "v1.1" in body["versions"]  # type: ignore[operator]
+    status, body = _https(deployed, "GET", "/.well-known/matrix/client")
+    assert status == 200
+    assert body["m.homeserver"] == {"base_url": "https://matrix.planb.lab"}
+
+
+def test_admin_api_and_federation_are_not_exposed(deployed: Deployed) -> None:
+    for path in ("/_synapse/admin/v1/server_version", "/_synapse/admin/v2/users",
+                 "/_matrix/federation/v1/version", "/.well-known/matrix/server"):
+        status, _ = _https(deployed, "GET", path)
+        assert status == 404, path
+
+
+def test_registration_is_refused(deployed: Deployed) -> None:
+    status, body = _https(deployed, "POST", "/_matrix/client/v3/register", {
+        "username": "intrus", "password": "intrus-password-1",
+        "auth": {"type": "m.login.dummy"}})
+    assert status == 403
+    assert body["errcode"] == "M_FORBIDDEN"
+
+
+def test_admin_token_is_private_and_works_on_the_host(deployed: Deployed) -> None:
+    token_file = deployed.site.state_dir / "synapse" / "admin-token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    status, user = _on_host(deployed, "GET", "/_synapse/admin/v2/users/@planb-admin:planb.lab",
+                            _admin_token(deployed))
+    assert status == 200
+    assert user["admin"] is True and user["user_type"] == "support"
+    status, limits = _on_host(
+        deployed, "GET", "/_synapse/admin/v1/users/@planb-admin:planb.lab/override_ratelimit",
+        _admin_token(deployed))
+    assert (status, limits) == (200, {"messages_per_second": 0, "burst_count": 0})
+
+
+def test_filter_characters_in_a_login_get_nobody_in(deployed: Deployed) -> None:
+    for login in ("*", "a*", "*)(uid=*", "x\\2a", "(uid=*)"):
+        status, body = _login(deployed, login, "anything")
+        assert status == 403 and body["errcode"] == "M_FORBIDDEN", login
+
+
+def test_standby_blocks_agents_but_not_provisioning_and_failover_flips(
+        deployed: Deployed) -> None:
+    token = _admin_token(deployed)
+    mode = deployed.lab.run_on(HOST, ["cat", "/etc/planb/mode"])
+    assert mode.stdout.strip() == "standby"
+    # Provisioning in standby: the admin API creates a user, the admin makes a room.
+    status, _ = _on_host(deployed, "PUT", f"/_synapse/admin/v2/users/@{PROBE_USER}:planb.lab",
+                         token, {"password": PROBE_PASSWORD, "logout_devices": False})
+    assert status in (200, 201)
+    status, room = _on_host(deployed, "POST", "/_matrix/client/v3/createRoom", token,
+                            {"name": "standby provisioning"})
+    assert status == 200 and str(room["room_id"]).startswith("!")
+    # Agents are refused with the French message.
+    status, body = _login(deployed, PROBE_USER, PROBE_PASSWORD)
+    assert status == 403 and body["errcode"] == "M_RESOURCE_LIMIT_EXCEEDED"
+    assert "messagerie de secours" in str(body["error"])
+    try:
+        first = _failover(deployed, "active")
+        assert first.ok and first.changed_total > 0
+        assert _failover(deployed, "active").changed_total == 0
+        status, body = _login(deployed, PROBE_USER, PROBE_PASSWORD)
+        assert status == 200 and body["user_id"] == f"@{PROBE_USER}:planb.lab"
+    finally:
+        back = _failover(deployed, "standby")
+    assert back.ok
+    status, _ = _login(deployed, PROBE_USER, PROBE_PASSWORD)
+    assert status == 403
