@@ -143,3 +143,26 @@ def ssh(
     """Open a root shell on a lab host, or run a command: planb lab ssh HOST -- CMD."""
     argv = Lab(_load_lab_site(ctx)).ssh_argv(host, list(ctx.args) or None)
     os.execvp(argv[0], argv)
+
+
+@app.command("churn")
+def churn(
+    ctx: typer.Context,
+    percent: Annotated[float, typer.Option("--percent", "-p", help="Share of the agents "
+                                           "to change, in % (spread over five kinds).")] = 1.0,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed (repeatable "
+                                             "choices).")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")
+                           ] = False,
+) -> None:
+    """Change the lab's primary like HR would: hires, leavers, renames, department moves
+    and reactivations, then record what changed in <state_dir>/lab/churn-<time>.json
+    (what 'planb sync plan' should then find)."""
+    from planb.lab.churn import Churn
+
+    record, path = Churn(_load_lab_site(ctx), seed=seed).run(percent)
+    if json_output:
+        print_json({"file": str(path), **record.__dict__})
+        return
+    counts = ", ".join(f"{n} {kind}" for kind, n in record.counts().items())
+    console.print(f"churned the lab primary: {counts}\nrecord: {path}", highlight=False)

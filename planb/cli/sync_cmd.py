@@ -1,0 +1,265 @@
+"""``planb sync plan|apply``: the account sync from the primary directory to the fallback."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from planb.cli.context import console, err_console, options, print_json
+from planb.directory.plan import Plan
+from planb.directory.plan_json import plan_from_json, plan_to_dict, plan_to_json
+from planb.directory.safety import UnsafePlan, check_plan_safety
+from planb.directory.snapshot import write_snapshot
+from planb.directory.sync import MATRIX_NOT_CONFIGURED, Sync, SyncPlan, SyncResult
+from planb.errors import PlanbError, UsageError
+
+PASSWORDS = (
+    "Passwords: when the source exposes password hashes (OpenLDAP userPassword, read by "
+    "the bind account), the sync copies them, so agents log in to the fallback with their "
+    "usual password. Active Directory does not expose hashes: its agents get no password "
+    "on the fallback until an enrolment step sets one (planned; hook: the password_hash "
+    "field of planb.directory.model.Agent). Snapshots never hold hashes."
+)
+app = typer.Typer(
+    help=(
+        "Keep the fallback directory (and Matrix) in step with the primary directory: "
+        "'plan' shows what would change, 'apply' does it, then re-reads and confirms.\n\n"
+        "Never deletes: leavers (disabled at the source, or gone from it) are locked in "
+        "the fallback LDAP. Refuses, changing nothing, when the source is unreachable or "
+        "empty, when deactivations exceed safety.max_deactivate_percent (unless --force), "
+        "or while failover is active (unless --from-snapshot).\n\n" + PASSWORDS
+    ),
+    no_args_is_help=True,
+)
+
+SnapshotOpt = Annotated[
+    Path | None,
+    typer.Option("--from-snapshot", metavar="FILE",
+                 help="Read the agents from a snapshot (see --snapshot-out) instead of the "
+                      "primary directory; the only way to sync while failover is active."),
+]
+StrictOpt = Annotated[
+    bool, typer.Option("--strict", help="Refuse the whole run if any source record is "
+                                        "rejected (default: skip them and report 'N rejected').")
+]
+WorkersOpt = Annotated[
+    int, typer.Option("--workers", min=1, max=64,
+                      help="LDAP connections writing at once.")
+]
+
+_ROWS = (
+    ("LDAP", "ldap_add", "agents added"), ("LDAP", "ldap_update", "agents updated"),
+    ("LDAP", "ldap_deactivate", "agents deactivated"),
+    ("LDAP", "ldap_reactivate", "agents reactivated"),
+    ("LDAP", "department_move", "department moves"),
+    ("Matrix", "matrix_create", "users created"),
+    ("Matrix", "matrix_deactivate", "users deactivated"),
+    ("Matrix", "matrix_reactivate", "users reactivated"),
+    ("Matrix", "matrix_display_name", "display names"),
+    ("Matrix", "room_create", "rooms created"), ("Matrix", "room_join", "room joins"),
+    ("Matrix", "room_leave", "room leaves"),
+)
+
+
+def summary_table(plan: Plan, matrix_configured: bool) -> Table:
+    """Counts per kind of change, target by target."""
+    counts = plan.summary()
+    table = Table("target", "change", "count", title=f"Plan: {plan.source}",
+                  title_justify="left", show_edge=False)
+    for target, key, label in _ROWS:
+        if target == "Matrix" and not matrix_configured:
+            continue
+        count = counts[key]
+        table.add_row(target, label, f"[bold]{count}[/]" if count else "[dim]0[/]")
+    if not matrix_configured:
+        table.add_row("Matrix", f"[yellow]{MATRIX_NOT_CONFIGURED}[/]", "-")
+    return table
+
+
+def _details(plan: Plan, limit: int = 10) -> None:
+    """A few lines of each change a person should look at (the JSON has them all)."""
+    sections = (
+        ("deactivated", [f"{c.login}: {c.reason}" for c in plan.ldap_deactivations]),
+        ("reactivated", [f"{c.login}: {c.reason}" for c in plan.ldap_reactivations]),
+        ("moved", [f"{m.login}: {m.old or '-'} -> {m.new or '-'}" for m in plan.moves]),
+        ("updated", [f"{u.login}: " + ", ".join(c.field for c in u.changes)
+                     + (" (password)" if u.password_changed else "")
+                     for u in plan.ldap_updates]),
+        ("rejected at the source", [f"{r.where()}: {r.reason}" for r in plan.rejections]),
+        ("Matrix localpart collisions", [c.reason for c in plan.collisions]),
+        ("kept", [f"{k.login}: {k.reason}" for k in plan.kept]),
+    )
+    for title, lines in sections:
+        if not lines:
+            continue
+        console.print(f"[bold]{title}[/] ({len(lines)}):", highlight=False)
+        for line in lines[:limit]:
+            console.print(f"  {line}", highlight=False, markup=False)
+        if len(lines) > limit:
+            console.print(f"  … and {len(lines) - limit} more (see the plan file)",
+                          highlight=False)
+
+
+def _show(planned: SyncPlan) -> None:
+    console.print(summary_table(planned.plan, planned.matrix_configured))
+    _details(planned.plan)
+
+
+@app.command("plan")
+def plan_command(
+    ctx: typer.Context,
+    output: Annotated[Path | None, typer.Option("--output", "-o", metavar="FILE",
+                                                help="Write the plan as JSON to FILE.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    strict: StrictOpt = False,
+    from_snapshot: SnapshotOpt = None,
+    snapshot_out: Annotated[
+        Path | None, typer.Option("--snapshot-out", metavar="FILE",
+                                  help="Also save the source's agents (no password hashes) "
+                                       "for a later --from-snapshot.")] = None,
+) -> None:
+    """Read the source and the targets and show what 'apply' would change. Writes nothing
+    to the directories.
+
+    The summary counts adds, attribute updates, deactivations, reactivations and
+    department moves (and Matrix users and rooms once the Matrix target exists);
+    -o saves the full plan, readable by a person and by 'planb sync apply FILE'.
+    """
+    site = options(ctx).load_site()
+    sync = Sync(site)
+    with err_console.status("reading the source and the fallback directory…"):
+        source = sync.read_source(from_snapshot=from_snapshot, strict=strict)
+        if snapshot_out is not None:
+            write_snapshot(source, snapshot_out)
+        planned = sync.plan_from(source)
+    if output is not None:
+        output.write_text(plan_to_json(planned.plan, planned.meta), encoding="utf-8")
+    if json_output:
+        print_json(plan_to_dict(planned.plan, planned.meta))
+        return
+    _show(planned)
+    if output is not None:
+        console.print(f"plan written to {output}", highlight=False)
+    if snapshot_out is not None:
+        console.print(f"snapshot written to {snapshot_out}", highlight=False)
+    try:
+        check_plan_safety(planned.plan, max_deactivate_percent=site.safety.max_deactivate_percent)
+    except UnsafePlan as exc:
+        err_console.print(f"[yellow]apply would refuse:[/] {exc.message}", highlight=False)
+    if planned.plan.is_empty():
+        console.print("[green]nothing to change[/]", highlight=False)
+
+
+class _Bars:
+    """One rich progress bar per apply phase, shown from the first write on."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(TextColumn("{task.description:>8}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(),
+                                 console=err_console)
+        self.tasks: dict[str, TaskID] = {}
+        self.started = False
+
+    def stop(self) -> None:
+        if self.started:
+            self.progress.stop()
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        if not self.started:
+            self.progress.start()
+            self.started = True
+        if phase not in self.tasks:
+            self.tasks[phase] = self.progress.add_task(phase, total=total or 1)
+        self.progress.update(self.tasks[phase], completed=done if total else 1)
+
+
+def _confirm(yes: bool) -> Callable[[SyncPlan], bool]:
+    def ask(planned: SyncPlan) -> bool:
+        _show(planned)
+        if planned.plan.is_empty():
+            return False
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise UsageError("not applied: confirm with --yes (no terminal to ask on); "
+                             "nothing was changed")
+        return typer.confirm("Apply this plan?", default=False)
+    return ask
+
+
+@app.command("apply")
+def apply_command(
+    ctx: typer.Context,
+    plan_file: Annotated[Path | None, typer.Argument(
+        metavar="[PLAN]", help="A plan written by 'planb sync plan -o': applied only if a "
+                               "fresh plan is still the same.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Apply even if deactivations exceed safety.max_deactivate_percent "
+                        "(an empty source always refuses).")] = False,
+    strict: StrictOpt = False,
+    from_snapshot: SnapshotOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")
+                   ] = False,
+    workers: WorkersOpt = 8,
+) -> None:
+    """Apply the sync: plan afresh, check the safety limits, write with progress bars,
+    then re-read the targets and confirm nothing is left to do.
+
+    Interrupted (Ctrl-C, kill -9, a target restarting), every entry written is whole
+    and the directory usable; run apply again and it finishes. Exit codes: 0 applied
+    and confirmed; 1 a write failed or something is left; 2 refused (nothing changed);
+    130 interrupted.
+    """
+    site = options(ctx).load_site()
+    reviewed = None
+    if plan_file is not None:
+        try:
+            text = plan_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"{plan_file}: cannot read the plan: {exc.strerror}") from None
+        reviewed = plan_from_json(text, str(plan_file))
+    sync = Sync(site, workers=workers)
+    bars = _Bars()
+    try:
+        result = sync.apply(from_snapshot=from_snapshot, strict=strict, force=force,
+                            reviewed=reviewed, progress=bars, confirm=_confirm(yes))
+    finally:
+        bars.stop()
+    if result is None:
+        console.print("nothing applied" if not yes else "[green]nothing to change[/]",
+                      highlight=False)
+        return
+    _report(result)
+
+
+def _report(result: SyncResult) -> None:
+    for report in result.reports:
+        done = ", ".join(f"{k} {v}" for k, v in sorted(report.done.items())) or "nothing"
+        console.print(f"{report.target}: {done}", highlight=False)
+        for failure in report.failures[:20]:
+            err_console.print(f"  [red]failed[/] {failure.kind} {failure.who}: "
+                              f"{failure.reason}", highlight=False, markup=False)
+    failures = sum(len(r.failures) for r in result.reports)
+    if result.converged() or (result.ldap_converged() and not result.applied.matrix_configured):
+        console.print(f"[green]applied and confirmed[/] in {result.seconds:.1f} s: a fresh "
+                      "plan is empty", highlight=False)
+        if not result.applied.matrix_configured:
+            console.print(f"[yellow]{MATRIX_NOT_CONFIGURED}[/]", highlight=False)
+        return
+    left = {k: v for k, v in result.remaining.summary().items()
+            if v and k not in ("collisions", "rejected", "kept")}
+    raise PlanbError(f"applied with {failures} failed write(s); a fresh plan still has "
+                     f"{left}", hint="read the failures above, fix them, and run again")
