@@ -131,12 +131,12 @@ def plan_command(
                                   help="Also save the source's agents (no password hashes) "
                                        "for a later --from-snapshot.")] = None,
 ) -> None:
-    """Read the source and the targets and show what 'apply' would change. Writes nothing
-    to the directories.
+    """Show what 'apply' would change. Writes nothing to the directories.
 
-    The summary counts adds, attribute updates, deactivations, reactivations and
-    department moves (and Matrix users and rooms once the Matrix target exists);
-    -o saves the full plan, readable by a person and by 'planb sync apply FILE'.
+    Reads the source and both targets. The summary counts adds, attribute
+    updates, deactivations, reactivations and department moves (and Matrix users
+    and rooms once the Matrix target exists); -o saves the full plan, readable by
+    a person and by 'planb sync apply FILE'.
     """
     site = options(ctx).load_site()
     sync = Sync(site)
@@ -215,13 +215,15 @@ def apply_command(
                    ] = False,
     workers: WorkersOpt = 8,
 ) -> None:
-    """Apply the sync: plan afresh, check the safety limits, write with progress bars,
-    then re-read the targets and confirm nothing is left to do.
+    """Apply the sync, then re-read the targets and confirm nothing is left to do.
 
-    Interrupted (Ctrl-C, kill -9, a target restarting), every entry written is whole
-    and the directory usable; run apply again and it finishes. Exit codes: 0 applied
-    and confirmed; 1 a write failed or something is left; 2 refused (nothing changed);
-    130 interrupted.
+    Plans afresh (a PLAN file must still match), checks the safety limits, asks
+    for confirmation (unless --yes) and writes with progress bars. Interrupted
+    (Ctrl-C, kill -9, a target restarting), every entry written is whole and the
+    directory usable; run apply again and it finishes.
+
+    Exit codes: 0 applied and confirmed; 1 a write failed or something is left;
+    2 refused (nothing changed); 130 interrupted.
     """
     site = options(ctx).load_site()
     reviewed = None
