@@ -64,20 +64,22 @@ def _make_support_users(session: LabSession, logins: tuple[str, ...]) -> None:
 def probe_accounts(deployed_lab: LabSession) -> Iterator[list[tuple[str, str]]]:
     suffix = deployed_lab.site.fallback.ldap_suffix
     accounts = [(login, secrets.token_urlsafe(16)) for login in PROBES]
-    conn = _sync_connection(deployed_lab)
     try:
+        conn = _sync_connection(deployed_lab)
         for login, password in accounts:
             dn = f"uid={login},ou=people,{suffix}"
             conn.delete(dn)
             assert conn.add(dn, ["inetOrgPerson"], {"uid": login, "cn": f"Sonde {login}",
                                                     "sn": "Sonde", "userPassword": password}), \
                 conn.result
+        conn.unbind()
         _make_support_users(deployed_lab, PROBES)
         yield accounts
     finally:
-        for login, _ in accounts:
-            conn.delete(f"uid={login},ou=people,{suffix}")
-        conn.unbind()
+        # A fresh connection: the tests restart slapd, which ends earlier sessions.
+        with _sync_connection(deployed_lab) as conn:
+            for login, _ in accounts:
+                conn.delete(f"uid={login},ou=people,{suffix}")
 
 
 def _problems(report: VerifyReport) -> list[tuple[str, str, str]]:
