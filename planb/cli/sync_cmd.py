@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -23,7 +22,13 @@ from planb.directory.plan import Plan
 from planb.directory.plan_json import plan_from_json, plan_to_dict, plan_to_json
 from planb.directory.safety import UnsafePlan, check_plan_safety
 from planb.directory.snapshot import write_snapshot
-from planb.directory.sync import MATRIX_NOT_CONFIGURED, Sync, SyncPlan, SyncResult
+from planb.directory.sync import (
+    MATRIX_NOT_CONFIGURED,
+    Sync,
+    SyncPlan,
+    SyncResult,
+    configured_matrix_target,
+)
 from planb.errors import PlanbError, UsageError
 
 PASSWORDS = (
@@ -139,7 +144,7 @@ def plan_command(
     a person and by 'planb sync apply FILE'.
     """
     site = options(ctx).load_site()
-    sync = Sync(site)
+    sync = Sync(site, matrix=configured_matrix_target(site))
     with err_console.status("reading the source and the fallback directory…"):
         source = sync.read_source(from_snapshot=from_snapshot, strict=strict)
         if snapshot_out is not None:
@@ -186,18 +191,23 @@ class _Bars:
         self.progress.update(self.tasks[phase], completed=done if total else 1)
 
 
-def _confirm(yes: bool) -> Callable[[SyncPlan], bool]:
-    def ask(planned: SyncPlan) -> bool:
+class _Confirm:
+    """Shows the checked plan, then asks (unless --yes); remembers an empty plan."""
+
+    def __init__(self, yes: bool) -> None:
+        self.yes, self.empty = yes, False
+
+    def __call__(self, planned: SyncPlan) -> bool:
         _show(planned)
         if planned.plan.is_empty():
+            self.empty = True
             return False
-        if yes:
+        if self.yes:
             return True
         if not sys.stdin.isatty():
             raise UsageError("not applied: confirm with --yes (no terminal to ask on); "
                              "nothing was changed")
         return typer.confirm("Apply this plan?", default=False)
-    return ask
 
 
 @app.command("apply")
@@ -233,16 +243,16 @@ def apply_command(
         except OSError as exc:
             raise UsageError(f"{plan_file}: cannot read the plan: {exc.strerror}") from None
         reviewed = plan_from_json(text, str(plan_file))
-    sync = Sync(site, workers=workers)
-    bars = _Bars()
+    sync = Sync(site, matrix=configured_matrix_target(site), workers=workers)
+    bars, confirm = _Bars(), _Confirm(yes)
     try:
         result = sync.apply(from_snapshot=from_snapshot, strict=strict, force=force,
-                            reviewed=reviewed, progress=bars, confirm=_confirm(yes))
+                            reviewed=reviewed, progress=bars, confirm=confirm)
     finally:
         bars.stop()
     if result is None:
-        console.print("nothing applied" if not yes else "[green]nothing to change[/]",
-                      highlight=False)
+        console.print("[green]nothing to change[/]" if confirm.empty
+                      else "not applied: nothing was changed", highlight=False)
         return
     _report(result)
 

@@ -11,6 +11,7 @@ is really there, finishes the job. Nothing is ever deleted but an emptied group.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from ldap3 import MODIFY_ADD, MODIFY_DELETE, Connection
+from ldap3.core.exceptions import LDAPException
 
 from planb.directory.fallback_ldap import (
     EntryJob,
@@ -92,10 +94,24 @@ class _Pool:
                 self.conns.append(conn)
         return conn
 
+    def guarded(self, who: str, task: Task) -> tuple[str, Failure | None]:
+        """Run ``task``; a broken connection (slapd restarting...) becomes a failure and
+        the thread reconnects for its next write."""
+        try:
+            return task()
+        except LDAPException as exc:
+            conn = getattr(self.local, "conn", None)
+            self.local.conn = None
+            if conn is not None:
+                with contextlib.suppress(LDAPException):
+                    conn.unbind()
+            return "error", Failure("write", who, f"connection lost: {type(exc).__name__}")
+
     def close(self, *, cancel: bool = False) -> None:
         self.executor.shutdown(wait=True, cancel_futures=cancel)
         for conn in self.conns:
-            conn.unbind()
+            with contextlib.suppress(LDAPException):
+                conn.unbind()
 
 
 def _result(conn: Connection) -> str | None:
@@ -121,12 +137,14 @@ class FallbackApplier:
         pool = _Pool(self.endpoint, self.workers)
         interrupted = False
         try:
-            tasks: list[Task] = [partial(self._add, pool, a.agent, a.localpart)
-                                 for a in plan.ldap_adds]
-            tasks += [partial(self._entry, pool, job, state) for job in entry_jobs(plan).values()]
+            tasks: list[tuple[str, Task]] = [
+                (a.agent.login, partial(self._add, pool, a.agent, a.localpart))
+                for a in plan.ldap_adds]
+            tasks += [(job.login, partial(self._entry, pool, job, state))
+                      for job in entry_jobs(plan).values()]
             self._run(pool, "entries", tasks, report, progress)
             groups = group_jobs(plan, self.layout, read_groups(pool.conn(), self.layout))
-            self._run(pool, "groups", [partial(self._group, pool, g) for g in groups],
+            self._run(pool, "groups", [(g.name, partial(self._group, pool, g)) for g in groups],
                       report, progress)
         except KeyboardInterrupt:
             interrupted = True
@@ -140,7 +158,7 @@ class FallbackApplier:
         return report
 
     def _run(self, pool: _Pool, phase: str,
-             tasks: list[Task],
+             tasks: list[tuple[str, Task]],
              report: ApplyReport, progress: Progress) -> None:
         total, done = len(tasks), 0
         progress(phase, 0, total)
@@ -148,7 +166,7 @@ class FallbackApplier:
         queue = iter(tasks)
         window = self.workers * 4  # bounded: Ctrl-C cancels little, memory stays flat
         for task in _take(queue, window):
-            pending.add(pool.executor.submit(task))
+            pending.add(pool.executor.submit(pool.guarded, *task))
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
@@ -161,7 +179,7 @@ class FallbackApplier:
                                 failure.reason)
                 done += 1
             for task in _take(queue, len(finished)):
-                pending.add(pool.executor.submit(task))
+                pending.add(pool.executor.submit(pool.guarded, *task))
             progress(phase, done, total)
 
     def _add(self, pool: _Pool, agent: Agent, localpart: str | None
@@ -210,8 +228,7 @@ class FallbackApplier:
             f"group {job.action}", job.name, reason)
 
 
-def _take(items: Iterable[Task], n: int
-          ) -> list[Task]:
+def _take(items: Iterable[tuple[str, Task]], n: int) -> list[tuple[str, Task]]:
     out = []
     iterator = iter(items)
     for _ in range(n):

@@ -12,6 +12,7 @@ was reviewed).
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
 import time
 from collections.abc import Callable
@@ -60,6 +61,22 @@ class MatrixTarget(Protocol):
     def read_state(self) -> MatrixState: ...
 
     def apply(self, plan: Plan, progress: Progress) -> ApplyReport: ...
+
+
+#: The module planb.messaging provides: ``target_for(site) -> MatrixTarget | None``.
+MATRIX_TARGET_MODULE = "planb.messaging.sync_target"
+
+
+def configured_matrix_target(site: SiteConfig) -> MatrixTarget | None:
+    """The Matrix target of ``site`` if planb.messaging provides one, else None."""
+    try:
+        module = importlib.import_module(MATRIX_TARGET_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name not in (MATRIX_TARGET_MODULE, "planb.messaging"):
+            raise
+        return None
+    target: MatrixTarget | None = module.target_for(site)
+    return target
 
 
 @dataclass(frozen=True)
