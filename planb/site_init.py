@@ -36,6 +36,7 @@ SECRET_NAMES = (
     "postgresql_synapse_password",
     "synapse_admin_password",
     "turn_shared_secret",
+    "probe_password",
 )
 
 
@@ -99,6 +100,23 @@ def site_files(spec: SiteSpec, site_dir: Path) -> dict[Path, str]:
     }
 
 
+def _add_missing_secrets(vault: Path) -> None:
+    """Give a kept (lab) vault the secrets a newer planb needs, leaving the others as they are."""
+    text = vault.read_text(encoding="utf-8")
+    present = {line.split(":", 1)[0].strip() for line in text.splitlines() if ":" in line}
+    missing = [name for name in SECRET_NAMES if f"vault_{name}" not in present]
+    if not missing:
+        return
+    if not text.endswith("\n"):
+        text += "\n"
+    text += "".join(f"vault_{name}: {secrets.token_urlsafe(24)}\n" for name in missing)
+    tmp = vault.with_name(f".{vault.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.chmod(tmp, 0o600)
+    tmp.replace(vault)
+    log.info("added %s to %s", ", ".join(f"vault_{n}" for n in missing), vault)
+
+
 def write_site(spec: SiteSpec, site_dir: Path, *, force: bool = False,
                keep: tuple[str, ...] = ()) -> list[Path]:
     """Write the site's files; refuse (writing nothing) if one exists and not ``force``.
@@ -115,6 +133,8 @@ def write_site(spec: SiteSpec, site_dir: Path, *, force: bool = False,
     written: list[Path] = []
     for path, content in files.items():
         if path.exists() and path.name in keep:
+            if path.name == "vault.yml" and spec.generate_secrets:
+                _add_missing_secrets(path)
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
