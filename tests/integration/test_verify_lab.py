@@ -1,29 +1,22 @@
 """'planb verify' on the deployed lab: green, then red with a service stopped by hand.
 
-Two probe accounts are made for the probe and injection checks: entries in the
-fallback LDAP written as the sync account (cn=planb-sync), made Synapse *support*
-users through the admin API on the host (the fallback is in standby after deploy,
-and only support users may log in then).
+The probe and injection checks use the two probe accounts the deploy makes (LDAP
+entries, Synapse support users so they log in in standby) and records for verify.
 """
 
 from __future__ import annotations
 
-import json
-import secrets
-import ssl
-import subprocess
+import re
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 
-import ldap3
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from planb.cli.main import app
 from planb.verify import run_checks
+from planb.verify.accounts import default_probe_file, load_probe_accounts
 from planb.verify.model import VerifyReport
 from tests.integration.conftest import LabSession
 
@@ -31,55 +24,14 @@ pytestmark = pytest.mark.lab
 PROBES = ("planb-probe-1", "planb-probe-2")
 
 
-def _sync_connection(session: LabSession) -> ldap3.Connection:
-    site = session.site
-    vault = yaml.safe_load((site.inventory_dir / "group_vars" / "all" / "vault.yml").read_text())
-    tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=str(site.state_dir / "pki/ca.crt"))
-    server = ldap3.Server(session.topology.host("fallback").address, port=636, use_ssl=True,
-                          tls=tls)
-    return ldap3.Connection(server, f"cn=planb-sync,ou=services,{site.fallback.ldap_suffix}",
-                            vault["vault_ldap_sync_password"], auto_bind=True)
-
-
-def _make_support_users(session: LabSession, logins: tuple[str, ...]) -> None:
-    site = session.site
-    token = (site.state_dir / "synapse" / "admin-token").read_text().strip()
-    script = (
-        "import json, sys, urllib.request\n"
-        "token, server, logins = json.load(sys.stdin)\n"
-        "for login in logins:\n"
-        "    req = urllib.request.Request(\n"
-        "        f'http://127.0.0.1:8008/_synapse/admin/v2/users/@{login}:{server}',\n"
-        "        data=json.dumps({'user_type': 'support'}).encode(), method='PUT',\n"
-        "        headers={'Authorization': 'Bearer ' + token})\n"
-        "    urllib.request.urlopen(req, timeout=10).read()\n")
-    # The token travels on stdin, never on a command line.
-    argv = session.lab.ssh_argv("fallback", ["python3", "-c", script])
-    proc = subprocess.run(argv, input=json.dumps([token, site.matrix.server_name, logins]),
-                          text=True, capture_output=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr[-500:]
-
-
 @pytest.fixture(scope="module")
-def probe_accounts(deployed_lab: LabSession) -> Iterator[list[tuple[str, str]]]:
-    suffix = deployed_lab.site.fallback.ldap_suffix
-    accounts = [(login, secrets.token_urlsafe(16)) for login in PROBES]
-    try:
-        conn = _sync_connection(deployed_lab)
-        for login, password in accounts:
-            dn = f"uid={login},ou=people,{suffix}"
-            conn.delete(dn)
-            assert conn.add(dn, ["inetOrgPerson"], {"uid": login, "cn": f"Sonde {login}",
-                                                    "sn": "Sonde", "userPassword": password}), \
-                conn.result
-        conn.unbind()
-        _make_support_users(deployed_lab, PROBES)
-        yield accounts
-    finally:
-        # A fresh connection: the tests restart slapd, which ends earlier sessions.
-        with _sync_connection(deployed_lab) as conn:
-            for login, _ in accounts:
-                conn.delete(f"uid={login},ou=people,{suffix}")
+def probe_accounts(deployed_lab: LabSession) -> list[tuple[str, str]]:
+    """The probe accounts the deploy made and recorded for planb verify."""
+    path = default_probe_file(deployed_lab.site)
+    assert path.stat().st_mode & 0o777 == 0o600
+    accounts = load_probe_accounts(path)
+    assert [login for login, _ in accounts] == list(PROBES)
+    return accounts
 
 
 def _problems(report: VerifyReport) -> list[tuple[str, str, str]]:
@@ -97,6 +49,10 @@ def _wait_green(session: LabSession, names: list[str], timeout: float = 90) -> V
 
 def test_verify_passes_every_check(deployed_lab: LabSession,
                                    probe_accounts: list[tuple[str, str]]) -> None:
+    result = CliRunner().invoke(app, ["-c", str(deployed_lab.site.source), "verify"])
+    assert result.exit_code == 0, result.output
+    # Every check passed: "N checks in T s: N passed", nothing skipped or failed.
+    assert re.search(r"(\d+) checks in [\d.]+ s: \1 passed\s*$", result.output), result.output
     report = run_checks(deployed_lab.site, probe_accounts=probe_accounts)
     assert _problems(report) == [], report.summary()
     assert {r.status for r in report.results} == {"pass"}
