@@ -18,6 +18,7 @@ from rich.progress import (
 from rich.table import Table
 
 from planb.cli.context import console, err_console, options, print_json
+from planb.directory.fallback_apply import DEFAULT_WORKERS
 from planb.directory.plan import Plan
 from planb.directory.plan_json import plan_from_json, plan_to_dict, plan_to_json
 from planb.directory.safety import UnsafePlan, check_plan_safety
@@ -223,7 +224,7 @@ def apply_command(
     from_snapshot: SnapshotOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")
                    ] = False,
-    workers: WorkersOpt = 8,
+    workers: WorkersOpt = DEFAULT_WORKERS,
 ) -> None:
     """Apply the sync, then re-read the targets and confirm nothing is left to do.
 

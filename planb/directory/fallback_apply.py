@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 
 #: (phase, done, total): called from the applying thread after each write.
 Progress = Callable[[str, int, int], None]
-DEFAULT_WORKERS = 8
+#: Measured on 9,000 adds: 16 connections beat 8 (34 s vs 40 s), 4 were slower (58 s).
+DEFAULT_WORKERS = 16
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from planb.config import SiteConfig
-from planb.directory.fallback_apply import ApplyReport, FallbackApplier, Progress
+from planb.directory.fallback_apply import (
+    DEFAULT_WORKERS,
+    ApplyReport,
+    FallbackApplier,
+    Progress,
+)
 from planb.directory.fallback_ldap import Layout, read_state
 from planb.directory.inventory_values import fallback_endpoint
 from planb.directory.ldap_conn import DirectoryUnreachable, LdapEndpoint
@@ -128,7 +133,8 @@ class Sync:
     """One site's sync: its source, fallback directory and (optional) Matrix target."""
 
     def __init__(self, site: SiteConfig, *, matrix: MatrixTarget | None = None,
-                 fallback: LdapEndpoint | None = None, workers: int = 8) -> None:
+                 fallback: LdapEndpoint | None = None,
+                 workers: int = DEFAULT_WORKERS) -> None:
         self.site, self.matrix, self.workers = site, matrix, workers
         self._fallback = fallback
         self.layout = Layout(site.fallback.ldap_suffix)

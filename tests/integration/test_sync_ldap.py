@@ -76,15 +76,8 @@ for _ in range(50):
 
 
 @pytest.fixture(scope="module")
-def lab(request: pytest.FixtureRequest) -> LabSession:
-    import os  # DEV-ONLY: remove
-
-    from planb.config import load_config
-    dev = os.environ.get("PLANB_SYNC_LAB")
-    if dev:
-        s = load_config(Path(dev))
-        return LabSession(s, Lab(s), Lab(s).topology())
-    return request.getfixturevalue("deployed_lab")
+def lab(deployed_lab: LabSession) -> LabSession:
+    return deployed_lab
 
 
 @pytest.fixture(scope="module")
