@@ -22,8 +22,10 @@ from planb.lab.topology import Topology, build_topology
 from planb.provisioning.deploy import run_deploy
 from planb.provisioning.results import PlaybookResult
 
-TEST_BRIDGE = "planb9"
-TEST_SUBNET = "10.77.9.0/24"
+#: The session lab's network; set PLANB_TEST_BRIDGE / PLANB_TEST_SUBNET to run two
+#: test sessions side by side (the bridge's last character names its machines).
+TEST_BRIDGE = os.environ.get("PLANB_TEST_BRIDGE", "planb9")
+TEST_SUBNET = os.environ.get("PLANB_TEST_SUBNET", "10.77.9.0/24")
 
 
 def _lab_possible() -> str | None:

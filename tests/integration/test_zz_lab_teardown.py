@@ -35,7 +35,7 @@ def test_lab_down_leaves_nothing_behind(lab_session: LabSession) -> None:
     assert _live_nspawn_for(site_dir) == []
     links = link_names()
     assert TEST_BRIDGE not in links
-    assert not [name for name in links if name.startswith("vb-p9-")]
+    assert not [name for name in links if name.startswith(f"vb-p{TEST_BRIDGE[-1]}-")]
     mounts = Path("/proc/self/mounts").read_text()
     assert str(site_dir) not in mounts
     assert not (lab_session.site.state_dir / "lab" / "hosts").exists()
