@@ -141,11 +141,38 @@ def injection_logins(probe_login: str | None) -> list[str]:
     return logins
 
 
+#: What Synapse's LDAP login guard logs for each login it refuses (synapse role).
+GUARD_REFUSED = "planb guard refused login"
+
+
+def _guard_refusals(ctx: CheckContext, since: float) -> int | None:
+    """How many logins the guard refused since ``since`` (epoch), on the messaging hosts.
+
+    None when no messaging host could be read. In standby Synapse refuses every
+    ordinary login, so the HTTP answer alone cannot show that the guard (and not
+    the standby switch) stopped an injected login: its log line does.
+    """
+    from planb.verify.inventory import load_hosts
+
+    total, read = 0, False
+    for other in load_hosts(ctx.site):
+        if "fallback_messaging" not in other.groups:
+            continue
+        out = ctx.remote(other).run(
+            f"journalctl -u synapse --since @{int(since)} -o cat --no-pager"
+            f" | grep -c '{GUARD_REFUSED}'")
+        if out.rc in (0, 1):
+            total += int(out.stdout.strip() or 0)
+            read = True
+    return total if read else None
+
+
 def ldap_injection(ctx: CheckContext, host: VerifyHost) -> str:
-    """Logins holding * ( ) \\ never log anyone in (403 M_FORBIDDEN)."""
+    """Logins holding * ( ) \\ never log anyone in (403 M_FORBIDDEN); the guard refused them."""
     probe = ctx.probe_accounts[0] if ctx.probe_accounts else None
     password = probe[1] if probe else secrets.token_urlsafe(16)
     accepted = []
+    started = time.time() - 1
     for login in injection_logins(probe[0] if probe else None):
         answer = _login(ctx, host, login, password)
         if not (answer.status == 403 and answer.errcode == "M_FORBIDDEN"):
@@ -153,9 +180,14 @@ def ldap_injection(ctx: CheckContext, host: VerifyHost) -> str:
     if accepted:
         raise CheckFailed("logins with LDAP filter syntax were not refused as invalid: "
                           + "; ".join(accepted))
+    tried = len(injection_logins(probe[0] if probe else None))
+    refused = _guard_refusals(ctx, started)
+    if refused is not None and refused < tried:
+        raise CheckFailed(f"only {refused} of {tried} logins with LDAP filter syntax were "
+                          "refused by the LDAP login guard before reaching the directory")
     how = "with a probe account's password" if probe else "without a probe password"
-    return f"{len(injection_logins(probe[0] if probe else None))} logins refused (403 " \
-           f"M_FORBIDDEN), {how}"
+    guard = f", {refused} refused by the LDAP guard" if refused is not None else ""
+    return f"{tried} logins refused (403 M_FORBIDDEN){guard}, {how}"
 
 
 def admin_token(ctx: CheckContext, host: VerifyHost) -> str:

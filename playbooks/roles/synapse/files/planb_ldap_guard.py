@@ -23,12 +23,20 @@ Config: the module's usual keys plus ``planb_reserved_localparts`` (list),
 ``planb_connect_timeout`` (seconds, default 5) and ``planb_pool_cycles`` (default 1).
 """
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any, Dict, FrozenSet, Optional
 
 import ldap3
 from ldap_auth_provider import LdapAuthProviderModule
+
+logger = logging.getLogger("planb_ldap_guard")
+
+#: Logged (at WARNING, so any log level keeps it) for every refused login, so
+#: 'planb verify' can prove the guard stopped a login even while Synapse's standby
+#: switch refuses every ordinary login anyway.
+REFUSED = "planb guard refused login"
 
 _SAFE_LOCALPART = re.compile(r"[a-z0-9._=/+-]+", re.IGNORECASE)
 _FILTER_SPECIALS = frozenset("*()\\\x00")
@@ -86,6 +94,8 @@ class PlanbLdapAuthProvider(LdapAuthProviderModule):
     ) -> Optional[str]:
         localpart = _localpart(username)
         if not _SAFE_LOCALPART.fullmatch(localpart):
+            logger.warning("%s %r: not made of Matrix localpart characters", REFUSED,
+                           username[:80])
             return None
         if localpart.lower() in self._planb.reserved:
             return None
@@ -95,6 +105,8 @@ class PlanbLdapAuthProvider(LdapAuthProviderModule):
         self, medium: str, address: str, password: str
     ) -> Optional[str]:
         if _FILTER_SPECIALS.intersection(address):
+            logger.warning("%s %r: LDAP filter characters in an address", REFUSED,
+                           address[:80])
             return None
         result = await super().check_3pid_auth(medium, address, password)
         if result is not None and _localpart(result).lower() in self._planb.reserved:
