@@ -244,6 +244,16 @@ class AdminApi:
             nxt = page.get("next_batch")
             start = int(nxt) if nxt not in (None, "") else None
 
+    def room(self, room_id: str) -> Json:
+        """The admin API's details of one room (join_rules, canonical_alias...)."""
+        return self.request("GET", f"/_synapse/admin/v1/rooms/{quote(room_id)}",
+                            what=f"room {room_id}")
+
+    def delete_room(self, room_id: str) -> None:
+        """Delete a room and purge it (its local aliases go with it)."""
+        self.request("DELETE", f"/_synapse/admin/v1/rooms/{quote(room_id)}",
+                     {"purge": True, "block": False}, what=f"delete room {room_id}")
+
     def members(self, room_id: str) -> list[str]:
         """User IDs joined to ``room_id``."""
         answer = self.request("GET", f"/_synapse/admin/v1/rooms/{quote(room_id)}/members",

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 #: The issue measured ~50 creations/s with 8 requests in flight.
 DEFAULT_WORKERS = 8
 NOT_IN_ROOM = "not in the room"
+#: Failures logged one by one; the rest are in the report only.
+LOGGED_FAILURES = 10
 LEAVE_REASON = "changement de service (annuaire)"
 
 #: One call: (kind, who); raises MatrixApiError on failure.
@@ -71,7 +73,8 @@ def run_jobs(jobs: Iterable[Job], report: ApplyReport, progress: Progress, phase
                         report.count(kind)
                     elif isinstance(exc, MatrixApiError):
                         report.failures.append(Failure(kind, who, exc.message))
-                        log.warning("Matrix: %s", exc.message)
+                        if len(report.failures) <= LOGGED_FAILURES:
+                            log.warning("Matrix: %s", exc.message)
                     else:
                         raise exc
                     done += 1

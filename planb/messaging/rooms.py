@@ -68,9 +68,11 @@ def room_body(alias_localpart: str, name: str, *, announcement: bool, admin_id: 
             {"type": "m.room.guest_access", "state_key": "",
              "content": {"guest_access": "forbidden"}},
         ],
+        # No "users": the creator (planb-admin) has full power by default, and room
+        # version 12 refuses a creator listed there.
         "power_level_content_override": {
-            "users": {admin_id: 100}, "invite": 50, "kick": 50, "ban": 50, "redact": 50,
-            "state_default": 50, "users_default": 0, **levels},
+            "invite": 50, "kick": 50, "ban": 50, "redact": 50, "state_default": 50,
+            "users_default": 0, **levels},
     }
 
 
@@ -110,11 +112,22 @@ def room_members(api: AdminApi, rooms: Mapping[str, str]) -> dict[str, frozenset
     return members
 
 
+def _check_whole(api: AdminApi, alias_localpart: str, room_id: str) -> None:
+    """Refuse a room left half-made (Synapse gave its alias out, then its creation
+    failed): it has no join rules, and joins to it would fail one by one."""
+    details = api.room(room_id)
+    if details.get("join_rules") is None:
+        raise MatrixApiError(
+            f"room {api.alias_id(alias_localpart)} ({room_id}) was left half-created (no join "
+            "rules): delete it (DELETE /_synapse/admin/v1/rooms/<id>) and run the sync again")
+
+
 def ensure_room(api: AdminApi, alias_localpart: str, name: str, *, announcement: bool,
                 admin_id: str, federate: bool = False) -> tuple[str, bool]:
     """The room with this alias, created if missing: (room ID, created)."""
     existing = api.resolve_alias(alias_localpart)
     if existing is not None:
+        _check_whole(api, alias_localpart, existing)
         return existing, False
     body = room_body(alias_localpart, name, announcement=announcement, admin_id=admin_id,
                      federate=federate)
