@@ -109,6 +109,9 @@ class ActionContext:
     deadline: float = field(default_factory=lambda: time.monotonic() + 60)
     redact: Redactor = field(default_factory=Redactor)
     incident: Incident | None = None
+    #: The drill or incident this call belongs to (actions derive per-run values from it,
+    #: e.g. the probe sample's seed, so every verify round probes the same agents).
+    run_id: str | None = None
 
     def remaining(self, minimum: float = 1.0) -> float:
         """Seconds left before the step's deadline (at least ``minimum``)."""

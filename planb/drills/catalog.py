@@ -1,11 +1,12 @@
 """The default action registry of a site: what scenarios and failover steps can name.
 
-Real now: lab network isolation and service kill/wait/check (lab sites), sync
-freeze/unfreeze, the agents' instructions, the failover state check, and
-``fallback.switch`` once ``playbooks/failover.yml`` exists; ``failover.activate`` and
-``failover.deactivate`` become real as soon as every failover step is. Registered but
-not available yet (scenarios naming them load, runs refuse to start): the ones in
-:data:`PENDING`, each saying what it needs.
+Real: lab network isolation and service kill/wait/check (lab sites), sync
+freeze/unfreeze, the agents' instructions, the failover state check,
+``fallback.switch`` (``playbooks/failover.yml``), ``verify.checks`` and ``probes.run``
+(:mod:`planb.drills.stack_actions`), ``failover.activate`` / ``failover.deactivate``.
+``messaging.announce`` is real once planb.messaging provides ``announce``; until then
+it is registered as unavailable and activations record the announcement step as
+*unavailable* (:mod:`planb.failover.announce_action`).
 """
 
 from __future__ import annotations
@@ -15,23 +16,14 @@ from dataclasses import dataclass
 from planb.config import SiteConfig
 from planb.drills.actions import ActionContext, ActionRegistry, ActionResult, NoArgs
 from planb.drills.lab_actions import register_lab_actions
-from planb.failover.actions import ChecksArgs, register_failover_actions
+from planb.drills.stack_actions import ProbeArgs, register_stack_actions
+from planb.errors import UsageError
+from planb.failover.actions import register_failover_actions
+from planb.failover.announce_action import register_announce_action
 from planb.failover.machine import Failover
 from planb.failover.state import StateFile
+from planb.reports.keys import KeyPaths, load_signer
 from planb.reports.store import JournalStore
-
-
-@dataclass(frozen=True)
-class ProbeArgs:
-    """``probes.run``: how many agents to sample, with which seed (None: a new recorded one)."""
-
-    sample: int = 20
-    seed: int | None = None
-    announcement: bool = True
-
-    def __post_init__(self) -> None:
-        if self.sample <= 0:
-            raise ValueError("sample must be positive")
 
 
 @dataclass(frozen=True)
@@ -41,27 +33,13 @@ class ActivateArgs:
     reason: str = "drill"
 
 
-#: name -> (summary, argument dataclass, default timeout, what it needs)
-PENDING: dict[str, tuple[str, type, float, str]] = {
-    "verify.checks": ("the 'planb verify' checks that matter (services, TLS, LDAP, Matrix)",
-                      ChecksArgs, 120, "planb.verify (the testinfra checks shipped in the "
-                      "package)"),
-    "probes.run": ("a sample of agents bind to LDAP, log in to Matrix, send, receive and see "
-                   "the announcement", ProbeArgs, 120, "planb.verify probes (ldap3 bind, "
-                   "matrix-nio login/send/receive) on a deployed and synced fallback"),
-    "messaging.announce": ("post the activation announcement to the announcement room",
-                           NoArgs, 60, "planb.messaging (Synapse admin API client) and the "
-                           "announcement room made by the sync"),
-}
-
-
 def default_registry(site: SiteConfig, store: JournalStore) -> ActionRegistry:
     """Every action a scenario or a failover step may name, for ``site``."""
     registry = ActionRegistry()
     register_lab_actions(registry, lab_site=site.lab is not None)
     register_failover_actions(registry)
-    for name, (summary, args, timeout, needs) in PENDING.items():
-        registry.unavailable(name, summary=summary, args=args, timeout=timeout, needs=needs)
+    register_stack_actions(registry)
+    register_announce_action(registry)
     _register_drill_failover(registry, site, store)
     return registry
 
@@ -98,3 +76,20 @@ def _register_drill_failover(registry: ActionRegistry, site: SiteConfig,
         else:
             registry.action(f"failover.{event}", summary=summary, args=args,
                             timeout=900)(func)  # type: ignore[arg-type]
+
+
+def site_store(site: SiteConfig, *, signing: bool = True) -> JournalStore:
+    """The site's journal store; with ``signing``, its signer (UsageError if no key yet).
+
+    The key's passphrase, if any, comes from ``PLANB_KEY_PASSPHRASE``.
+    """
+    if not signing:
+        return JournalStore.for_state_dir(site.state_dir)
+    paths = KeyPaths.for_state_dir(site.state_dir)
+    if not paths.private.exists():
+        raise UsageError(f"no signing key at {paths.private}: drills and failovers sign "
+                         "their journals", hint="create it with 'planb keys init'")
+    return JournalStore.for_state_dir(site.state_dir, load_signer(paths))
+
+
+__all__ = ["ActivateArgs", "ProbeArgs", "default_registry", "site_store"]

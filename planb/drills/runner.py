@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import FrameType
+from typing import Literal
 
 from planb.config import SiteConfig
 from planb.drills.actions import ActionContext, ActionRegistry, Attempt, Redactor, attempt
@@ -48,6 +49,20 @@ log = logging.getLogger(__name__)
 
 JOURNAL_KIND = "drill"
 DRILLS_DIR = "drills"
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """What an observer hears: a step starts, ends (with its record) or is skipped."""
+
+    kind: Literal["start", "end"]
+    step: Step
+    record: StepRecord | None = None
+    round: int | None = None
+
+
+#: Called from the runner's thread for each step start and end (e.g. a live display).
+Observer = Callable[[StepEvent], None]
 
 
 @dataclass(frozen=True)
@@ -80,7 +95,8 @@ class DrillRunner:
                  operator: str | None = None, collectors: Collectors | None = None,
                  redactor: Redactor | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 observer: Observer | None = None) -> None:
         self.site = site
         self.registry = registry
         self.store = store
@@ -89,6 +105,8 @@ class DrillRunner:
         self.redact = redactor or Redactor()
         self.clock = clock
         self.sleep = sleep
+        self.observer = observer
+        self._run_id: str | None = None
 
     # -- the whole drill --------------------------------------------------------------
 
@@ -106,6 +124,7 @@ class DrillRunner:
             operator=self.operator, started_at=utc_now(), objective_seconds=objective,
             objective_source=source,  # type: ignore[arg-type]
         )
+        self._run_id = journal.drill_id
         started = self.clock()
         with self._lock():
             try:
@@ -223,6 +242,7 @@ class DrillRunner:
             if not record.ok:
                 for later in steps[position + 1:]:
                     into.append(_skipped(later, round_number))
+                    self._notify(StepEvent("end", later, into[-1], round_number))
                 return record
         return None
 
@@ -231,7 +251,9 @@ class DrillRunner:
         targets = {"steady_state": journal.steady_before, "steady_state_after":
                    journal.steady_after, "restore": journal.rollbacks}
         for step in steps:
-            targets.get(step.phase, journal.run).append(_skipped(step))
+            record = _skipped(step)
+            targets.get(step.phase, journal.run).append(record)
+            self._notify(StepEvent("end", step, record))
 
     # -- one step ---------------------------------------------------------------------
 
@@ -243,13 +265,16 @@ class DrillRunner:
                                                                       deadline - start))
         ctx = ActionContext(site=self.site, operator=self.operator,
                             purpose=f"drill {step.phase} {step.name}",
-                            deadline=time.monotonic() + timeout, redact=self.redact)
+                            deadline=time.monotonic() + timeout, redact=self.redact,
+                            run_id=self._run_id)
         log.info("%s: %s (%s)", step.phase, step.name, step.action)
+        self._notify(StepEvent("start", step, round=round_number))
         try:
             done = attempt(spec, ctx, step.args)
         except KeyboardInterrupt:
             done = Attempt("error", error="interrupted by the operator (Ctrl-C)")
             into.append(self._record(step, done, started_at, start, round_number))
+            self._notify(StepEvent("end", step, into[-1], round_number))
             raise
         elapsed = self.clock() - start
         if done.ok and elapsed > timeout + 0.5:
@@ -257,7 +282,17 @@ class DrillRunner:
                            f"timeout of {timeout:g} s", done.probes)
         record = self._record(step, done, started_at, start, round_number)
         into.append(record)
+        self._notify(StepEvent("end", step, record, round_number))
         return record
+
+    def _notify(self, event: StepEvent) -> None:
+        """Tell the observer; a failing observer is logged, never stops the drill."""
+        if self.observer is None:
+            return
+        try:
+            self.observer(event)
+        except Exception:
+            log.exception("drill observer failed on %s %s", event.kind, event.step.name)
 
     def _record(self, step: Step, done: Attempt, started_at: str, start: float,
                 round_number: int | None) -> StepRecord:
@@ -306,4 +341,4 @@ def _sigint_deferred() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-__all__ = ["DrillResult", "DrillRunner", "Phase"]
+__all__ = ["DrillResult", "DrillRunner", "Observer", "Phase", "StepEvent"]

@@ -2,9 +2,9 @@
 
 ``fallback.switch`` runs ``playbooks/failover.yml`` with ``planb_failover_mode``
 through :mod:`planb.provisioning`; it is registered as unavailable while that
-playbook does not exist. ``messaging.announce`` (posting to the announcement room)
-and ``verify.checks`` (the ``planb verify`` checks) wait for the messaging and
-verify packages: see :mod:`planb.drills.catalog`.
+playbook does not exist. ``verify.checks`` and ``probes.run`` live in
+:mod:`planb.drills.stack_actions`, ``messaging.announce`` in
+:mod:`planb.failover.announce_action`.
 """
 
 from __future__ import annotations
@@ -34,9 +34,25 @@ class SwitchArgs:
 
 @dataclass(frozen=True)
 class ChecksArgs:
-    """``verify.checks``: which ``planb verify`` checks (empty: those that matter for failover)."""
+    """``verify.checks``: which ``planb verify`` checks (empty: those that matter for failover).
+
+    ``wait_seconds``: keep re-running the checks (every 2 s) until they pass or this
+    long has gone by (a service that systemd is restarting gets its chance).
+    """
 
     checks: list[str] = field(default_factory=list)
+    wait_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        from planb.errors import UsageError
+        from planb.verify.registry import select_checks
+
+        if self.wait_seconds < 0:
+            raise ValueError("wait_seconds must not be negative")
+        try:
+            select_checks(self.checks)
+        except UsageError as exc:
+            raise ValueError(f"{exc.message} ({exc.hint})") from None
 
 
 def _why(ctx: ActionContext) -> str:

@@ -5,6 +5,8 @@ Activation runs :data:`ACTIVATION_STEPS` in order, deactivation
 transition that was attempted is journaled (kind ``failover``) in the signed store.
 
 - Before anything changes, every step's action must be available; else nothing runs.
+  *Optional* steps (the announcement) are the exception: when their action is not
+  available they are recorded as ``unavailable``, with what they need, and a warning.
 - A *critical* step that fails stops the transition: completed steps with an ``undo``
   are undone in reverse order and the mode stays what it was. ``--force`` lets a
   failed preflight through (recorded as such).
@@ -70,13 +72,17 @@ class FailoverStep:
     undo: tuple[str, Any] | None = None
     #: ``--force`` turns a failure of this step into a recorded warning.
     forceable: bool = False
+    #: Runs when its action is available; else it is recorded as ``unavailable`` (with
+    #: what it needs) and the transition goes on. Never refuses the transition.
+    optional: bool = False
 
 
 ACTIVATION_STEPS: tuple[FailoverStep, ...] = (
-    FailoverStep("preflight", "verify.checks", ChecksArgs(), forceable=True),
+    # Services restarting (a crash during activation) get up to 30 s to come back.
+    FailoverStep("preflight", "verify.checks", ChecksArgs(wait_seconds=30), forceable=True),
     FailoverStep("freeze-sync", "sync.freeze", undo=("sync.unfreeze", NoArgs())),
     FailoverStep("flip", "fallback.switch", SwitchArgs("active"), commit=True),
-    FailoverStep("announce", "messaging.announce", critical=False),
+    FailoverStep("announce", "messaging.announce", critical=False, optional=True),
     FailoverStep("instructions", "failover.instructions", critical=False),
 )
 DEACTIVATION_STEPS: tuple[FailoverStep, ...] = (
@@ -91,7 +97,7 @@ class StepOutcome:
 
     name: str
     action: str
-    status: str  # ok | failed | error | forced | undone | undo-failed
+    status: str  # ok | failed | error | forced | unavailable
     started_at: str
     ended_at: str
     duration_seconds: float
@@ -159,11 +165,17 @@ class Failover:
 
     def missing(self, event: Event) -> list[str]:
         """``"action (needs …)"`` for each step action of ``event`` not available yet."""
-        actions = [s.action for s in self.steps[event]]
+        actions = [s.action for s in self.steps[event] if not s.optional]
         actions += [s.undo[0] for s in self.steps[event] if s.undo]
         unknown = [f"{a} (not registered)" for a in actions if a not in self.registry]
         return unknown + [f"{a.name} (needs {a.needs})"
                           for a in self.registry.missing(a for a in actions if a in self.registry)]
+
+    def unavailable(self, event: Event) -> list[str]:
+        """``"step: action (needs …)"`` for each optional step of ``event`` that will not run."""
+        return [f"{s.name}: {s.action} (needs {self.registry.get(s.action).needs})"
+                for s in self.steps[event] if s.optional and s.action in self.registry
+                and not self.registry.get(s.action).available]
 
     def activate(self, reason: str, *, operator: str | None = None, drill: bool = False,
                  force: bool = False) -> Transition:
@@ -265,10 +277,15 @@ class Failover:
               name: str | None = None) -> StepOutcome:
         action = action or step.action
         spec = self.registry.get(action)
+        started_at, start = utc_now(), time.monotonic()
+        if step.optional and not spec.available:
+            outcome = StepOutcome(name or step.name, action, "unavailable", started_at,
+                                  utc_now(), 0.0, error=f"not available yet: needs {spec.needs}")
+            audit("unavailable", step=outcome.name, detail=outcome.error or "")
+            return outcome
         ctx = ActionContext(site=self.site, operator=operator, purpose=f"failover {audit.event}",
                             deadline=time.monotonic() + spec.default_timeout,
-                            redact=self.redact, incident=incident)
-        started_at, start = utc_now(), time.monotonic()
+                            redact=self.redact, incident=incident, run_id=incident.id)
         log.info("failover %s: %s (%s)", audit.event, name or step.name, action)
         try:
             done = attempt(spec, ctx, step.args if args is None else args)

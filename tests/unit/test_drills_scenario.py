@@ -92,7 +92,8 @@ def test_good_scenario_is_typed_and_located(registry) -> None:  # type: ignore[n
      "known keys here: action, name, timeout, with"),
     (GOOD.replace("      unit: synapse\n    timeout",
                   "      unit: synapse\n      signl: SIGTERM\n    timeout"),
-     "small.yml:13: fault.[0].with.signl", "unknown key (known keys here: host, signal, unit)"),
+     "small.yml:13: fault.[0].with.signl",
+     "unknown key (known keys here: host, signal, unit, whom)"),
     (GOOD.replace("host: fallback_messaging", "host: Fallback Messaging"),
      "small.yml:11: fault.[0].with", "is not a lab host or group name"),
     (GOOD.replace("      host: fallback_messaging\n", ""), "small.yml:11: fault.[0].with.host",
@@ -143,6 +144,6 @@ def test_unavailable_actions_load_but_say_what_they_need(tmp_path: Path) -> None
     registry = default_registry(site, JournalStore.for_state_dir(site.state_dir))
     scenario = load_scenario("primary-outage", None, registry)
     missing = {spec.name: spec.needs for spec in registry.missing(scenario.actions)}
-    assert "probes.run" in missing and "lab.isolate_host" in missing
+    assert "lab.isolate_host" in missing and "probes.run" not in missing
     assert "lab site" in (missing["lab.isolate_host"] or "")
     assert registry.get("sync.freeze").available

@@ -10,7 +10,6 @@ import pytest
 
 from planb.config import SiteConfig
 from planb.drills.actions import ActionContext, ActionRegistry, ActionResult, NoArgs
-from planb.drills.catalog import default_registry
 from planb.errors import ConfigError, Interrupted, PlanbError
 from planb.failover.actions import (
     ChecksArgs,
@@ -37,6 +36,9 @@ class Fallback:
     fail: set[str] = field(default_factory=set)
     interrupt: set[str] = field(default_factory=set)
     announced: list[str] = field(default_factory=list)
+    #: False: messaging.announce is registered as not built yet.
+    announce_built: bool = True
+    switch_built: bool = True
 
     def registry(self) -> ActionRegistry:
         registry = ActionRegistry()
@@ -49,7 +51,6 @@ class Fallback:
             return ActionResult(self.checks_ok, "slapd: ok\nsynapse: " +
                                 ("ok" if self.checks_ok else "inactive (dead)"))
 
-        @registry.action("fallback.switch", summary="", args=SwitchArgs)
         def switch(ctx: ActionContext, args: SwitchArgs) -> ActionResult:
             if "switch" in self.interrupt:
                 raise KeyboardInterrupt
@@ -58,7 +59,12 @@ class Fallback:
             self.mode = args.mode
             return ActionResult(True, f"switched to {args.mode}")
 
-        @registry.action("messaging.announce", summary="", args=NoArgs)
+        if self.switch_built:
+            registry.action("fallback.switch", summary="", args=SwitchArgs)(switch)
+        else:
+            registry.unavailable("fallback.switch", summary="", args=SwitchArgs,
+                                 needs="playbooks/failover.yml")
+
         def announce(ctx: ActionContext, args: NoArgs) -> ActionResult:
             if "announce" in self.fail:
                 return ActionResult(False, "announcement room not found")
@@ -66,6 +72,10 @@ class Fallback:
             self.announced.append(ctx.incident.id)
             return ActionResult(True, "posted")
 
+        if self.announce_built:
+            registry.action("messaging.announce", summary="", args=NoArgs)(announce)
+        else:
+            registry.unavailable("messaging.announce", summary="", needs="planb.messaging")
         return registry
 
 
@@ -186,16 +196,32 @@ def test_ctrl_c_before_the_switch_leaves_standby(site: SiteConfig, fallback: Fal
     assert journals(site)[-1]["result"] == "interrupted"
 
 
-def test_unavailable_steps_refuse_before_changing_anything(site: SiteConfig) -> None:
-    store = JournalStore.for_state_dir(site.state_dir,
-                                       load_signer(KeyPaths.for_state_dir(site.state_dir)))
-    registry = default_registry(site, store)
-    failover = Failover(site, registry, store)
-    with pytest.raises(PlanbError, match="messaging.announce \\(needs planb.messaging"):
-        failover.activate("incident")
+def test_unavailable_steps_refuse_before_changing_anything(site: SiteConfig,
+                                                          fallback: Fallback) -> None:
+    fallback.switch_built = False
+    with pytest.raises(PlanbError, match="fallback.switch \\(needs playbooks/failover.yml"):
+        machine(site, fallback).activate("incident")
     assert not sync_frozen(site.state_dir) and journals(site) == []
     assert AuditLog(site.state_dir).entries()[-1].result == "refused"
-    assert not registry.get("failover.activate").available
+    assert StateFile(site.state_dir).load().mode == "standby"
+
+
+def test_an_announcement_not_built_yet_is_reported_not_pretended(site: SiteConfig,
+                                                                 fallback: Fallback) -> None:
+    fallback.announce_built = False
+    failover = machine(site, fallback)
+    assert failover.unavailable("activate") == ["announce: messaging.announce (needs "
+                                                "planb.messaging)"]
+    done = failover.activate("incident")
+    assert done.changed and done.state.mode == "active"
+    announce = next(s for s in done.steps if s.name == "announce")
+    assert announce.status == "unavailable" and "needs planb.messaging" in (announce.error or "")
+    assert done.warnings == ("announce unavailable: not available yet: needs planb.messaging",)
+    assert fallback.announced == []
+    recorded = journals(site)[-1]
+    assert [s["status"] for s in recorded["steps"] if s["name"] == "announce"] == ["unavailable"]
+    assert ("announce", "unavailable") in [(e.step, e.result)
+                                           for e in AuditLog(site.state_dir).entries()]
 
 
 def test_site_announcement_template_wins_and_errors_name_the_line(site: SiteConfig) -> None:

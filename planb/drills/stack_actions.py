@@ -1,0 +1,242 @@
+"""Actions that look at the deployed fallback: ``verify.checks`` and ``probes.run``.
+
+- ``verify.checks`` runs :func:`planb.verify.run_checks` (by default the checks that
+  matter for a failover, :data:`planb.verify.FAILOVER_CHECKS`); it holds when the
+  report is ok, and its output ends with the failing checks.
+- ``probes.run`` draws a sample (:mod:`planb.drills.sampling`), binds each account to
+  the fallback LDAP over LDAPS, then has them all log in to Matrix through nginx over
+  TLS, send and receive a message (:func:`planb.verify.run_probes`), and (when
+  planb.messaging can post it) see the current incident's announcement
+  (:mod:`planb.drills.announcement_probe`). Logins appear in the journal only as
+  pseudonyms. Without planb.messaging the announcement sub-check is reported as not
+  available, never as passed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Literal
+
+import ldap3
+from ldap3.core.exceptions import LDAPException
+
+from planb.config import SiteConfig
+from planb.drills import sampling
+from planb.drills.actions import ActionContext, ActionRegistry, ActionResult, ProbeResult
+from planb.errors import PlanbError
+from planb.failover.actions import ChecksArgs
+
+log = logging.getLogger(__name__)
+
+CHECK_RETRY_SECONDS = 2.0
+LDAP_TIMEOUT = 10
+
+
+@dataclass(frozen=True)
+class ProbeArgs:
+    """``probes.run``: how many agents, which seed (None: from the run), which accounts."""
+
+    sample: int = 20
+    seed: int | None = None
+    announcement: bool = True
+    #: auto: lab agents when they can be used, else the probe accounts (see sampling).
+    source: Literal["auto", "lab-agents", "probe-accounts"] = "auto"
+
+    def __post_init__(self) -> None:
+        if self.sample < 2:
+            raise ValueError("sample must be at least 2 (agents message each other)")
+
+
+def verify_checks(ctx: ActionContext, args: ChecksArgs) -> ActionResult:
+    """The verify checks, re-run until they pass or ``wait_seconds`` are over."""
+    from planb.verify import FAILOVER_CHECKS, run_checks
+    from planb.verify.inventory import load_hosts
+
+    names = list(args.checks) or list(FAILOVER_CHECKS)
+    hosts = load_hosts(ctx.site)
+    until = time.monotonic() + min(args.wait_seconds, ctx.remaining(0) - 1)
+    attempts = 0
+    while True:
+        attempts += 1
+        report = run_checks(ctx.site, names, hosts=hosts)
+        if report.ok or time.monotonic() + CHECK_RETRY_SECONDS >= until or ctx.expired():
+            break
+        time.sleep(CHECK_RETRY_SECONDS)
+    lines = [f"checks {', '.join(names)}: {report.summary()}"
+             + (f" (attempt {attempts})" if attempts > 1 else "")]
+    lines += [f"{r.status.upper()} {r.name} on {r.host}: {r.message}" for r in report.problems]
+    if report.problems:
+        lines.append("failing: " + "; ".join(f"{r.name} on {r.host} ({r.status})"
+                                              for r in report.problems))
+    return ActionResult(report.ok, "\n".join(lines))
+
+
+# -- probes ---------------------------------------------------------------------------
+
+#: The active agents read for one run (drill or incident id), so rounds reuse them.
+_population: dict[tuple[str, str], dict[str, str]] = {}
+
+
+def _population_for(site: SiteConfig, run_id: str | None) -> dict[str, str] | None:
+    if run_id is None:
+        return None
+    key = (str(site.state_dir), run_id)
+    if key not in _population:
+        _population.clear()
+        _population[key] = sampling.active_agents(site)
+    return _population[key]
+
+
+def _sample(ctx: ActionContext, args: ProbeArgs, seed: int) -> sampling.Sample:
+    population = None
+    wants_agents = args.source == "lab-agents" or (
+        args.source == "auto" and ctx.site.lab is not None
+        and sampling.lab_secret(ctx.site) is not None and sampling.matrix_provisioned(ctx.site))
+    if wants_agents:
+        population = _population_for(ctx.site, ctx.run_id)
+    return sampling.choose(ctx.site, args.sample, seed, source=args.source,
+                           population=population)
+
+
+def _find_dn(site: SiteConfig, login: str) -> str:
+    """The DN of ``login`` in the fallback LDAP (probe accounts), read as the sync account."""
+    from ldap3.utils.conv import escape_filter_chars
+
+    from planb.directory.inventory_values import fallback_endpoint
+
+    conn = fallback_endpoint(site).connect(read_only=True)
+    try:
+        conn.search(f"ou=people,{site.fallback.ldap_suffix}",
+                    f"(uid={escape_filter_chars(login)})", attributes=[])
+        entries = [e["dn"] for e in conn.response or () if e.get("type") == "searchResEntry"]
+    finally:
+        conn.unbind()
+    if len(entries) != 1:
+        raise PlanbError(f"{len(entries)} entries in the fallback LDAP for a probe account")
+    return entries[0]
+
+
+def _ldap_bind(site: SiteConfig, account: sampling.Account) -> tuple[bool, float, str]:
+    """Bind as the account to the fallback LDAP over verified LDAPS."""
+    from planb.directory.inventory_values import fallback_endpoint
+
+    start = time.monotonic()
+    try:
+        dn = account.dn or _find_dn(site, account.login)
+        server = fallback_endpoint(site).server()
+        conn = ldap3.Connection(server, user=dn, password=account.password,
+                                receive_timeout=LDAP_TIMEOUT, raise_exceptions=False)
+        try:
+            ok = bool(conn.bind())
+            detail = "bound" if ok else f"bind refused: {conn.result.get('description')}"
+        finally:
+            conn.unbind()
+    except (LDAPException, PlanbError, OSError) as exc:
+        ok, detail = False, f"cannot bind: {str(exc).split(' - ')[0][:200]}"
+    return ok, time.monotonic() - start, detail
+
+
+#: Agents per probe room. A ring's messages all arrive before the receivers' next sync,
+#: and Synapse's incremental sync returns only the last 10 timeline events of a room by
+#: default: a ring of more than 10 lost the first messages (seen with 20 agents).
+RING_SIZE = 8
+
+
+def rings(accounts: tuple[sampling.Account, ...], size: int = RING_SIZE
+          ) -> list[tuple[sampling.Account, ...]]:
+    """Split accounts into near-equal rings of at most ``size`` (each at least 2)."""
+    count = -(-len(accounts) // size)
+    if count > 1 and len(accounts) // count < 2:
+        count = len(accounts) // 2
+    count = max(1, count)
+    return [accounts[i::count] for i in range(count)]
+
+
+def probes_run(ctx: ActionContext, args: ProbeArgs) -> ActionResult:
+    """Sampled accounts bind to the fallback LDAP, then log in, send and receive on Matrix."""
+    from planb.verify import run_probes
+
+    seed = sampling.seed_for(ctx.run_id, args.seed)
+    sample = _sample(ctx, args, seed)
+    key = sampling.pseudonym_key(ctx.site.state_dir)
+    names = {a.login: sampling.pseudonym(key, a.login) for a in sample.accounts}
+
+    def hide(text: str) -> str:
+        for login, alias in sorted(names.items(), key=lambda kv: -len(kv[0])):
+            text = text.replace(login, alias)
+        return text
+
+    probes: list[ProbeResult] = []
+    with ThreadPoolExecutor(max_workers=min(16, len(sample.accounts))) as pool:
+        binds = list(pool.map(lambda a: _ldap_bind(ctx.site, a), sample.accounts))
+    for account, (ok, seconds, detail) in zip(sample.accounts, binds, strict=True):
+        probes.append(ProbeResult("ldap.bind", ok, seconds, hide(detail), names[account.login]))
+    groups = rings(sample.accounts)
+    timeout = max(5.0, ctx.remaining() - 2)
+    with ThreadPoolExecutor(max_workers=len(groups)) as pool:
+        rounds = list(pool.map(lambda g: run_probes(ctx.site, [(a.login, a.password)
+                                                               for a in g], timeout=timeout),
+                               groups))
+    results = [r for group in rounds for r in group]
+    for r in results:
+        probes.append(ProbeResult("matrix.exchange", r.ok, r.total_seconds,
+                                  hide(r.detail), names[r.login]))
+    lines = [f"accounts: {sample.source} ({sample.why})",
+             "seed: " + (str(sample.seed) if sample.seed is not None else "none (fixed accounts)"),
+             "sampled (pseudonymised): " + ", ".join(names[a.login] for a in sample.accounts)]
+    throttled = sum(1 for r in results if "429" in r.detail or "M_LIMIT_EXCEEDED" in r.detail)
+    logins = [r.login_seconds for r in results if r.login_seconds is not None]
+    lines.append(f"{sum(r.ok for r in results)}/{len(results)} logged in, sent and received "
+                 f"through nginx in {len(groups)} room(s) ({len(results)} logins at once from "
+                 "one address, "
+                 f"{throttled} rate-limited" + (f", slowest login {max(logins):.2f} s"
+                                                if logins else "") + ")")
+    lines.append(f"{sum(ok for ok, _, _ in binds)}/{len(binds)} bound to the fallback LDAP")
+    if args.announcement:
+        line, seen = _announcement(ctx, sample, names)
+        lines.append(line)
+        probes.extend(ProbeResult(p.name, p.ok, p.duration_seconds, hide(p.detail), p.subject)
+                      for p in seen)
+    failed = [p for p in probes if not p.ok]
+    if failed:
+        lines.append(f"failing: {failed[0].name} for {failed[0].subject}: {failed[0].detail}")
+    return ActionResult(not failed, "\n".join(lines), tuple(probes))
+
+
+def _announcement(ctx: ActionContext, sample: sampling.Sample,
+                  names: dict[str, str]) -> tuple[str, list[ProbeResult]]:
+    """The announcement sub-check: each sampled agent sees this incident's announcement."""
+    from planb.drills.announcement_probe import check_announcement
+    from planb.failover.announce_action import announcement_module
+    from planb.failover.state import StateFile
+
+    module, needs = announcement_module()
+    if module is None:
+        return f"announcement: not checked - not available yet (needs {needs})", []
+    if sample.source != "lab-agents":
+        return ("announcement: not checked - probe accounts are not agents, so they are not "
+                "in the announcement room"), []
+    state = StateFile(ctx.site.state_dir).load()
+    if state.mode != "active" or not state.incident_id:
+        return "announcement: not checked - the fallback is not active", []
+    room = getattr(module, "ANNOUNCEMENT_ROOM", None) or "annonces"
+    seen = check_announcement(ctx.site, [(a.login, a.password) for a in sample.accounts],
+                              state.incident_id, room=room,
+                              timeout=max(5.0, ctx.remaining() - 2))
+    probes = [ProbeResult("matrix.announcement", s.ok, s.seconds, s.detail, names[s.login])
+              for s in seen]
+    return (f"announcement of incident {state.incident_id}: seen by "
+            f"{sum(s.ok for s in seen)}/{len(seen)} sampled agents in #{room}"), probes
+
+
+def register_stack_actions(registry: ActionRegistry) -> None:
+    """Register ``verify.checks`` and ``probes.run`` (they work on any deployed site)."""
+    registry.action("verify.checks", summary="the 'planb verify' checks that matter (services, "
+                    "TLS, LDAP, Matrix), retried while wait_seconds allows", args=ChecksArgs,
+                    timeout=120)(verify_checks)
+    registry.action("probes.run", summary="a sample of agents bind to LDAP, log in to Matrix "
+                    "through nginx, send and receive (and see the announcement)",
+                    args=ProbeArgs, timeout=120)(probes_run)
