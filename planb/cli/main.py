@@ -12,6 +12,8 @@ from typer.core import TyperGroup
 from planb import __version__
 from planb.cli import bundle_cmd, config_cmd, deploy_cmd, init_cmd, keys_cmd, lab_cmd, report_cmd
 from planb.cli.context import Options, err_console, setup_logging
+from planb.cli.drill_cmd import app as drill_app
+from planb.cli.failover_cmd import app as failover_app
 from planb.cli.sync_cmd import app as sync_app
 from planb.cli.verify_cmd import app as verify_app
 from planb.errors import EXIT_INTERRUPTED, PlanbError
@@ -87,6 +89,8 @@ app.add_typer(report_cmd.app, name="report")
 app.add_typer(bundle_cmd.app, name="bundle")
 app.add_typer(sync_app, name="sync")
 app.add_typer(verify_app)
+app.add_typer(drill_app, name="drill")
+app.add_typer(failover_app, name="failover")
 
 
 def report_error(exc: PlanbError) -> None:

@@ -1,0 +1,187 @@
+"""``planb failover status | activate | deactivate``: switch the fallback on and off."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+
+from planb.cli.context import console, err_console, options, print_json
+from planb.config import SiteConfig
+from planb.drills.catalog import default_registry, site_store
+from planb.errors import UsageError
+from planb.failover.machine import Failover, Transition
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Switch the fallback from standby to active during an incident, and back.\n\n"
+         "Nothing here contacts the main (primary) system: activation works while it is "
+         "down. Every request and step goes to <state_dir>/failover/audit.log, and every "
+         "transition to a signed journal.",
+)
+
+_STATUS = {"ok": "green", "forced": "yellow", "failed": "bold red", "error": "bold magenta",
+           "unavailable": "yellow"}
+
+
+def _failover(site: SiteConfig, *, signing: bool = True) -> Failover:
+    store = site_store(site, signing=signing)
+    return Failover(site, default_registry(site, store), store)
+
+
+@app.command("status")
+def status(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
+    recent: Annotated[int, typer.Option("--recent", min=0, metavar="N",
+                                        help="How many audit entries to show.")] = 10,
+) -> None:
+    """Show whether the fallback is in standby or active, since when and why, whether the
+    account sync is frozen, and the latest audit entries."""
+    site = options(ctx).load_site()
+    current = _failover(site, signing=False).status(recent)
+    if json_out:
+        print_json({"site": site.site, **current.state.as_json(),
+                    "sync_frozen": current.sync_frozen,
+                    "recent": [vars(e) for e in current.recent]})
+        return
+    state = current.state
+    colour = "bold red" if state.mode == "active" else "green"
+    console.print(f"fallback: [{colour}]{state.mode.upper()}[/]"
+                  + (" (drill)" if state.drill else ""))
+    if state.since:
+        console.print(f"since: {state.since} by {escape(state.operator or '?')}: "
+                      f"{escape(state.reason or '')}", highlight=False)
+    if state.incident_id:
+        console.print(f"incident: {state.incident_id}", highlight=False)
+    console.print("account sync: " + ("[yellow]frozen[/]" if current.sync_frozen else "running"))
+    if current.recent:
+        table = Table(title="latest audit entries", title_justify="left")
+        for column in ("when", "who", "event", "step", "result", "detail"):
+            table.add_column(column, overflow="fold")
+        for e in current.recent:
+            table.add_row(e.at, escape(e.who), e.event, e.step or "", e.result,
+                          escape(e.detail[:120]))
+        console.print(table)
+
+
+def _confirm(question: str, yes: bool) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError("confirmation needed and no terminal to ask on",
+                         hint="add --yes to confirm on the command line")
+    if not typer.confirm(question, default=False):
+        raise UsageError("not confirmed: nothing was changed")
+
+
+def _steps_table(done: Transition) -> Table:
+    table = Table(title=f"{done.event} steps", title_justify="left")
+    for column in ("step", "status", "time", "detail"):
+        table.add_column(column, overflow="fold")
+    for s in done.steps:
+        detail = s.error or (s.output.strip().splitlines() or [""])[-1]
+        if s.name == "instructions" and s.status == "ok":
+            detail = "see below"
+        table.add_row(s.name, f"[{_STATUS.get(s.status, 'white')}]{s.status}[/]",
+                      f"{s.duration_seconds:.1f} s", escape(detail[:200]))
+    return table
+
+
+def _transition_json(done: Transition) -> dict[str, Any]:
+    return {"event": done.event, "changed": done.changed, "message": done.message,
+            "state": done.state.as_json(), "warnings": list(done.warnings),
+            "steps": [s.as_json() for s in done.steps],
+            "incident_duration_seconds": done.incident_duration_seconds,
+            "journal": str(done.journal.path) if done.journal else None}
+
+
+def _print_instructions(site: SiteConfig, done: Transition) -> None:
+    text = done.output_of("instructions")
+    console.print(Panel.fit(
+        f"address: https://{site.matrix.public_hostname}/\n"
+        f"server (if the app asks): {site.matrix.server_name}\n"
+        "login: the agent's usual login and their fallback password",
+        title="what to tell agents", border_style="bold"), highlight=False)
+    if text:
+        console.print(Panel(escape(text.strip()), title="announcement text (to read out or "
+                            "print if it could not be posted)"), highlight=False)
+
+
+@app.command("activate", epilog="Exit codes: 0 done (or already active), 1 a step failed "
+             "(the fallback stays in standby), 2 not confirmed, 130 interrupted.")
+def activate(
+    ctx: typer.Context,
+    reason: Annotated[str, typer.Option("--reason", metavar="TEXT",
+                                        help="Why (goes to the audit log and journal).")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Go on even if the preflight checks fail (recorded as forced).")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Switch the fallback to active: preflight checks, freeze the account sync, flip the
+    switch (playbooks/failover.yml), post the announcement, and print what to tell agents.
+
+    Does not touch the main system. Activating an active fallback changes nothing.
+    """
+    site = options(ctx).load_site()
+    failover = _failover(site)
+    standby = failover.status(0).state.mode == "standby"
+    if standby:
+        for line in failover.unavailable("activate"):
+            err_console.print(f"[yellow]note:[/] {escape(line)}: this step will be reported "
+                              "as not available", highlight=False)
+        _confirm(f"Activate the fallback of site {site.site} for agents now?", yes)
+    with _spinner("activating the fallback…", standby and not json_out):
+        done = failover.activate(reason, force=force)
+    if json_out:
+        print_json(_transition_json(done))
+        return
+    console.print(done.message, highlight=False)
+    if not done.changed:
+        return
+    console.print(_steps_table(done))
+    for warning in done.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    _print_instructions(site, done)
+    if done.journal:
+        console.print(f"journal: {done.journal.path}", highlight=False)
+
+
+@app.command("deactivate", epilog="Exit codes: 0 done (or already in standby), 1 the switch "
+             "failed, 2 not confirmed, 130 interrupted.")
+def deactivate(
+    ctx: typer.Context,
+    reason: Annotated[str, typer.Option("--reason", metavar="TEXT",
+                                        help="Why (goes to the audit log and journal).")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Put the fallback back in standby and unfreeze the account sync; the incident's
+    duration is recorded."""
+    site = options(ctx).load_site()
+    failover = _failover(site)
+    active = failover.status(0).state.mode == "active"
+    if active:
+        _confirm(f"Put the fallback of site {site.site} back in standby (agents lose it)?", yes)
+    with _spinner("deactivating the fallback…", active and not json_out):
+        done = failover.deactivate(reason)
+    if json_out:
+        print_json(_transition_json(done))
+        return
+    console.print(done.message, highlight=False)
+    if done.changed:
+        console.print(_steps_table(done))
+        for warning in done.warnings:
+            console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+        if done.journal:
+            console.print(f"journal: {done.journal.path}", highlight=False)
+
+
+def _spinner(text: str, shown: bool) -> contextlib.AbstractContextManager[Any]:
+    return console.status(text) if shown else contextlib.nullcontext()
