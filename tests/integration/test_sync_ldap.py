@@ -56,7 +56,9 @@ for block in dump.split("\n\n"):
     first = block.split("\n", 1)[0]
     dn = (base64.b64decode(first[4:].strip()).decode() if first.startswith("dn::")
           else first[3:].strip()).lower()
-    if dn.endswith(",ou=people," + suffix) or dn.endswith(",ou=groups," + suffix):
+    # Agents and groups go; what the sync does not manage (the probe accounts) stays.
+    agent = dn.endswith(",ou=people," + suffix) and "objectClass: planbAgent" in block
+    if agent or dn.endswith(",ou=groups," + suffix):
         continue
     keep.append(block)
 with open("/root/planb-base.ldif", "w") as handle:
@@ -91,7 +93,10 @@ def cli(site: SiteConfig, *args: str) -> tuple[int, str, str]:
 
 
 def empty_fallback(lab: Lab, site: SiteConfig) -> None:
-    """Drop every agent and group from the fallback (offline, as a fresh install)."""
+    """Drop every agent and group from the fallback (offline, as a fresh install).
+
+    The deploy's probe accounts are not the sync's: they stay, as after a fresh deploy.
+    """
     script = f"SUFFIX = {site.fallback.ldap_suffix!r}\n{EMPTY_FALLBACK}"
     done = subprocess.run(lab.ssh_argv("fallback", ["python3 -"]), input=script,
                           capture_output=True, text=True, timeout=120, check=False)
