@@ -1,0 +1,211 @@
+"""Benchmark drills on a deployed, synced lab: RTO and duration per scenario, announcement
+delivery latency, and a login storm next to a plain concurrent login loop.
+
+    cd <lab site> && /work/main/.venv/bin/python /work/main/bench/drill.py [--storm 200]
+
+- each scenario (default: the three shipped ones) runs as ``planb drill run`` would,
+  with its signed journal;
+- announcement latency: LISTENERS agents (default 100) log in and long-poll /sync;
+  then planb.messaging's ``announce`` posts a message; each agent's delay from the
+  post to seeing it (p50, p95). Prints "not available yet" without planb.messaging;
+- login storm: N agents (default 200) log in at once through nginx (LDAP bind behind
+  Synapse), then another N log in through a plain loop with 4 in flight; logins/s and
+  p95 of each, and the storm's rate as a multiple of the loop's (aim: >= 0.8x).
+  Any HTTP 429 (Synapse rc_login) is counted and shown.
+
+The fallback is activated for the latency and storm parts and put back in standby.
+Agents are drawn from the fallback LDAP (each agent logs in once per part, so the
+per-account limit never applies).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from nio import AsyncClient, LoginResponse, SyncResponse
+
+from planb.config import SiteConfig, find_config_path, load_config
+from planb.drills import sampling
+from planb.drills.announcement_probe import client_for
+from planb.drills.catalog import default_registry, site_store
+from planb.drills.collectors import site_collectors
+from planb.drills.runner import DrillRunner
+from planb.drills.scenario import load_scenario
+from planb.failover.announce_action import announcement_module
+from planb.failover.machine import Failover
+from planb.lab.agents import agent_password
+from planb.verify.probes import _fallback_address
+
+SCENARIOS = ("primary-outage", "messaging-crash", "directory-crash")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def run_drills(site: SiteConfig, names: list[str]) -> None:
+    store = site_store(site)
+    registry = default_registry(site, store)
+    print(f"{'scenario':<18} {'outcome':<10} {'RTO s':>7} {'objective':>9} {'drill s':>8}")
+    for name in names:
+        scenario = load_scenario(name, site.state_dir, registry)
+        result = DrillRunner(site, registry, store, operator="bench",
+                             collectors=site_collectors()).run(scenario)
+        rto = "-" if result.rto_seconds is None else f"{result.rto_seconds:.1f}"
+        print(f"{name:<18} {result.outcome:<10} {rto:>7} {result.objective_seconds:>9} "
+              f"{result.duration_seconds:>8.1f}", flush=True)
+        for finding in result.findings:
+            print(f"    {finding}")
+
+
+async def _login(client: AsyncClient, password: str) -> tuple[bool, float, str]:
+    t0 = time.monotonic()
+    answer = await client.login(password, device_name="planb bench")
+    ok = isinstance(answer, LoginResponse)
+    return ok, time.monotonic() - t0, "" if ok else str(getattr(answer, "status_code", answer))
+
+
+async def _close(client: AsyncClient) -> None:
+    try:
+        if client.access_token:
+            await client.logout()
+    finally:
+        await client.close()
+
+
+async def storm(site: SiteConfig, address: str, accounts: list[tuple[str, str]]
+                ) -> tuple[float, list[float], list[str]]:
+    """Every account logs in at once: (wall seconds, latencies, errors)."""
+    clients = [client_for(site, login, address, 120) for login, _ in accounts]
+    start = time.monotonic()
+    results = await asyncio.gather(*(_login(c, p) for c, (_, p) in zip(clients, accounts,
+                                                                       strict=True)))
+    wall = time.monotonic() - start
+    await asyncio.gather(*(_close(c) for c in clients), return_exceptions=True)
+    return wall, [s for ok, s, _ in results if ok], [e for ok, _, e in results if not ok]
+
+
+async def loop(site: SiteConfig, address: str, accounts: list[tuple[str, str]],
+               in_flight: int = 4) -> tuple[float, list[float], list[str]]:
+    """A plain loop: ``in_flight`` workers log the accounts in one after the other."""
+    queue = list(accounts)
+    latencies: list[float] = []
+    errors: list[str] = []
+
+    async def worker() -> None:
+        while queue:
+            login, password = queue.pop()
+            client = client_for(site, login, address, 120)
+            ok, seconds, error = await _login(client, password)
+            (latencies.append(seconds) if ok else errors.append(error))
+            await _close(client)
+
+    start = time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(in_flight)))
+    return time.monotonic() - start, latencies, errors
+
+
+async def latency(site: SiteConfig, address: str, accounts: list[tuple[str, str]],
+                  room: str) -> list[float]:
+    """Log listeners in, long-poll sync, announce, and time when each sees the marker."""
+    from planb.messaging.announce import announce
+
+    clients = [client_for(site, login, address, 120) for login, _ in accounts]
+    logged = await asyncio.gather(*(_login(c, p) for c, (_, p) in zip(clients, accounts,
+                                                                      strict=True)))
+    ready = [c for c, (ok, _, _) in zip(clients, logged, strict=True) if ok]
+    await asyncio.gather(*(c.sync(timeout=0) for c in ready))
+    marker = f"planb bench {uuid.uuid4()}"
+    seen: dict[int, float] = {}
+    posted: list[float] = []
+
+    async def listen(i: int, client: AsyncClient) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            answer = await client.sync(timeout=10000)
+            if isinstance(answer, SyncResponse) and any(
+                    marker in (getattr(e, "body", None) or "")
+                    for r in answer.rooms.join.values() for e in r.timeline.events):
+                seen[i] = time.monotonic()
+                return
+
+    listeners = [asyncio.create_task(listen(i, c)) for i, c in enumerate(ready)]
+    await asyncio.sleep(1)
+    posted.append(time.monotonic())
+    report = await asyncio.to_thread(announce, site, marker, catch_up_seconds=0)
+    print(f"  announce: {report.summary()}")
+    await asyncio.gather(*listeners)
+    await asyncio.gather(*(_close(c) for c in clients), return_exceptions=True)
+    print(f"  {len(seen)}/{len(ready)} listeners saw it (of {len(accounts)} asked)")
+    return [t - posted[0] for t in seen.values()]
+
+
+def line(name: str, wall: float, latencies: list[float], errors: list[str]) -> float:
+    rate = len(latencies) / wall if wall else 0.0
+    throttled = sum("429" in e or "LIMIT" in e for e in errors)
+    p95 = pct(latencies, 0.95) if latencies else float("nan")
+    print(f"  {name:<22} {len(latencies):>4} ok {len(errors):>3} failed ({throttled} 429) "
+          f"in {wall:6.1f} s: {rate:6.1f} logins/s, p95 {p95:.2f} s")
+    return rate
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", type=Path)
+    parser.add_argument("--scenario", action="append", help="(repeatable; default: all 3)")
+    parser.add_argument("--skip-drills", action="store_true")
+    parser.add_argument("--storm", type=int, default=200, help="agents in the login storm")
+    parser.add_argument("--listeners", type=int, default=100)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("nio").setLevel(logging.ERROR)
+    site = load_config(find_config_path(args.config))
+    if not args.skip_drills:
+        run_drills(site, args.scenario or list(SCENARIOS))
+    secret = sampling.lab_secret(site)
+    if secret is None:
+        print("login storm / latency: need a deployed lab (its agents' passwords)")
+        return 1
+    agents = sorted(sampling.active_agents(site))
+    need = 2 * args.storm + args.listeners
+    if len(agents) < need:
+        print(f"only {len(agents)} active agents in the fallback LDAP, {need} needed")
+        return 1
+    chosen = sampling.draw(agents, need, int(time.time()))
+    accounts = [(login, agent_password(secret, login)) for login in chosen]
+    storm_set, loop_set = accounts[:args.storm], accounts[args.storm:2 * args.storm]
+    listeners = accounts[2 * args.storm:]
+    store = site_store(site)
+    failover = Failover(site, default_registry(site, store), store)
+    failover.activate("bench/drill.py: latency and login storm", operator="bench", drill=True)
+    address = _fallback_address(site)
+    try:
+        print("announcement delivery latency:")
+        module, needs = announcement_module()
+        if module is None:
+            print(f"  not available yet (needs {needs})")
+        else:
+            room = getattr(module, "ANNOUNCEMENT_ROOM", "annonces")
+            delays = asyncio.run(latency(site, address, listeners, room))
+            if delays:
+                print(f"  p50 {pct(delays, 0.5):.2f} s, p95 {pct(delays, 0.95):.2f} s "
+                      f"(aim p95 < 5 s)")
+        print(f"login storm ({args.storm} agents through nginx + Synapse + LDAP):")
+        s_rate = line("storm, all at once", *asyncio.run(storm(site, address, storm_set)))
+        l_rate = line("plain loop, 4 in flight", *asyncio.run(loop(site, address, loop_set)))
+        if l_rate:
+            print(f"  storm / loop = {s_rate / l_rate:.2f}x (aim >= 0.8x)")
+    finally:
+        failover.deactivate("bench done", operator="bench")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""The shipped drill scenarios on the deployed lab, through the CLI: PASS with an RTO, a
+broken fallback ends FAILED naming the check, Ctrl-C restores and journals 'interrupted'."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from planb.cli.main import app
+from planb.failover.state import StateFile
+from tests.integration.conftest import LabSession
+
+pytestmark = pytest.mark.lab
+runner = CliRunner()
+
+
+def planb(session: LabSession, *args: str) -> Any:
+    return runner.invoke(app, ["--config", str(session.site.base_dir / "planb.yml"), *args])
+
+
+@pytest.fixture(scope="module")
+def drill_lab(deployed_lab: LabSession) -> LabSession:
+    """The deployed lab with a signing key and the accounts synced (LDAP and Matrix)."""
+    keys = deployed_lab.site.state_dir / "keys" / "signing.key"
+    if not keys.exists():
+        assert planb(deployed_lab, "keys", "init").exit_code == 0
+    synced = planb(deployed_lab, "sync", "apply", "--yes")
+    assert synced.exit_code == 0, synced.output
+    return deployed_lab
+
+
+def journal(path: str) -> dict[str, Any]:
+    return json.loads(Path(path).read_bytes())["payload"]  # type: ignore[no-any-return]
+
+
+def run_drill(session: LabSession, scenario: str) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    result = planb(session, "drill", "run", "--scenario", scenario, "--json")
+    summary = json.loads(result.stdout[result.stdout.index("{"):])
+    return result.exit_code, summary, journal(summary["journal"])
+
+
+def assert_recorded(session: LabSession, payload: dict[str, Any]) -> None:
+    """Steps, RTO and objective, versions and footprint are in the journal; it verifies."""
+    assert payload["run"] and payload["rollbacks"]
+    assert all(s["started_at"] and s["ended_at"] for s in payload["run"] + payload["rollbacks"]
+               if s["status"] != "skipped")
+    assert payload["objective"]["rto_seconds"] == session.site.objectives.rto_seconds
+    assert payload["versions"]["synapse"] and payload["versions"]["slapd"]
+    services = {f["service"] for f in payload["footprint"] if f["memory_bytes"]}
+    assert {"slapd", "synapse", "postgresql", "nginx", "coturn"} <= services
+    verified = planb(session, "report", "verify")
+    assert verified.exit_code == 0, verified.output
+    assert StateFile(session.site.state_dir).load().mode == "standby"
+
+
+def probe_output(payload: dict[str, Any]) -> str:
+    return "\n".join(s["output"] for s in payload["run"] if s["action"] == "probes.run")
+
+
+@pytest.mark.parametrize("scenario", ["primary-outage", "messaging-crash", "directory-crash"])
+def test_shipped_scenarios_pass_and_record_their_rto(drill_lab: LabSession,
+                                                     scenario: str) -> None:
+    code, summary, payload = run_drill(drill_lab, scenario)
+    assert code == 0 and summary["outcome"] == "pass", summary["findings"]
+    assert payload["status"] == "pass"
+    assert 0 < payload["rto"]["seconds"] <= payload["objective"]["rto_seconds"]
+    assert payload["rto"]["met"] is True
+    output = probe_output(payload)
+    assert "seed: " in output and "rate-limited" in output
+    logins = [p["subject"] for s in payload["run"] for p in s["probes"]]
+    assert logins and all(s.startswith(("agent-", "planb-probe")) for s in logins)
+    assert_recorded(drill_lab, payload)
+    print(f"{scenario}: RTO {payload['rto']['seconds']:.1f} s, "
+          f"duration {payload['duration_seconds']:.1f} s")
+
+
+def test_a_broken_fallback_fails_naming_the_check_and_still_restores(
+        drill_lab: LabSession) -> None:
+    lab = drill_lab.lab
+    try:
+        for command in (["systemctl", "stop", "synapse"], ["systemctl", "mask", "synapse"]):
+            assert lab.run_on("fallback", command).returncode == 0
+        code, summary, payload = run_drill(drill_lab, "primary-outage")
+    finally:
+        lab.run_on("fallback", ["systemctl", "unmask", "synapse"])
+        lab.run_on("fallback", ["systemctl", "start", "synapse"])
+    assert code in (1, 4), summary
+    assert summary["outcome"] in ("failed", "deviated")
+    assert any("service.synapse" in f for f in summary["findings"]), summary["findings"]
+    assert [s["status"] for s in payload["rollbacks"]] == ["ok", "ok"]
+    assert lab.run_on("primary", ["true"]).returncode == 0  # reconnected (or never cut)
+    assert StateFile(drill_lab.site.state_dir).load().mode == "standby"
+
+
+def test_ctrl_c_mid_drill_restores_and_journals_interrupted(drill_lab: LabSession) -> None:
+    site = drill_lab.site
+    journals = site.state_dir / "journals"
+    before = set(journals.glob("0*-drill-*.json"))
+    env = {**os.environ, "PLANB_CONFIG": str(site.base_dir / "planb.yml")}
+    proc = subprocess.Popen([sys.executable, "-m", "planb.cli.main", "drill", "run",
+                             "--scenario", "primary-outage", "--json"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # Wait until the primary is cut off (the fault ran), then press Ctrl-C.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if drill_lab.lab.run_on("primary", ["true"], timeout=5).returncode == 255:
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("the drill never cut the primary off")
+        time.sleep(2)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    new = sorted(set(journals.glob("0*-drill-*.json")) - before)
+    assert len(new) == 1
+    payload = journal(str(new[0]))
+    assert payload["status"] == "interrupted"
+    assert payload["rollbacks"][0]["action"] == "lab.reconnect_host"
+    assert all(s["status"] == "ok" for s in payload["rollbacks"])
+    assert drill_lab.lab.run_on("primary", ["true"]).returncode == 0
+    assert StateFile(site.state_dir).load().mode == "standby"
+    assert planb(drill_lab, "report", "verify").exit_code == 0
