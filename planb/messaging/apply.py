@@ -87,9 +87,17 @@ def run_jobs(jobs: Iterable[Job], report: ApplyReport, progress: Progress, phase
 
 
 def interleave(per_room: list[list[Job]]) -> Iterator[Job]:
-    """Round robin over rooms, so in-flight calls hit different rooms."""
-    for batch in itertools.zip_longest(*per_room):
-        yield from (job for job in batch if job is not None)
+    """Spread each room's calls evenly over the whole run, in proportion to its size.
+
+    Synapse makes one room's membership changes one after another, so the largest
+    room (the announcement room: every agent) is the long pole. Plain round robin
+    would leave it for last, alone; spread evenly it progresses from the first
+    second while the department rooms fill side by side with the remaining slots.
+    """
+    keyed = [((i + 0.5) / len(jobs), r, i) for r, jobs in enumerate(per_room)
+             for i in range(len(jobs))]
+    for _key, room, index in sorted(keyed):
+        yield per_room[room][index]
 
 
 class MatrixApplier:

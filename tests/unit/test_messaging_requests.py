@@ -67,8 +67,15 @@ def test_membership_calls_alternate_between_rooms() -> None:
     def jobs(room: str, n: int) -> list[Job]:
         return [("room_join", f"{room}{i}", lambda: None) for i in range(n)]
 
-    order = [who for _, who, _ in interleave([jobs("a", 3), jobs("b", 1), jobs("c", 2)])]
-    assert order == ["a0", "b0", "c0", "a1", "c1", "a2"]
+    order = [who for _, who, _ in interleave([jobs("a", 6), jobs("b", 1), jobs("c", 2)])]
+    assert sorted(order) == sorted(["a0", "a1", "a2", "a3", "a4", "a5", "b0", "c0", "c1"])
+    # the big room is spread over the whole run, not left for last
+    positions = [i for i, who in enumerate(order) if who.startswith("a")]
+    assert positions[0] == 0 and positions[-1] == len(order) - 1
+    assert order.index("b0") < 6 and order.index("c1") > order.index("c0")
+    for room in "abc":  # each room's own order is kept
+        own = [who for who in order if who.startswith(room)]
+        assert own == sorted(own)
 
 
 def test_run_jobs_counts_successes_and_names_each_failure() -> None:
