@@ -18,7 +18,7 @@ from planb.drills.actions import ActionContext, ActionRegistry, ActionResult, No
 from planb.drills.lab_actions import register_lab_actions
 from planb.drills.stack_actions import ProbeArgs, register_stack_actions
 from planb.errors import UsageError
-from planb.failover.actions import register_failover_actions
+from planb.failover.actions import SwitchArgs, register_failover_actions
 from planb.failover.announce_action import register_announce_action
 from planb.failover.machine import Failover
 from planb.failover.state import StateFile
@@ -54,15 +54,30 @@ def _register_drill_failover(registry: ActionRegistry, site: SiteConfig,
         return ActionResult(state.mode == "standby", f"fallback is {state.mode}"
                             + (f" since {state.since} ({state.reason})" if state.since else ""))
 
+    #: Runs (drill ids) that asked for an activation: their restore makes sure of standby.
+    attempted: set[str | None] = set()
+
     def activate(ctx: ActionContext, args: ActivateArgs) -> ActionResult:
+        attempted.add(ctx.run_id)
         done = machine.activate(f"{args.reason} ({ctx.purpose})", operator=ctx.operator,
                                 drill=True)
-        return ActionResult(done.changed, done.message + "".join(
-            f"\n{s.name}: {s.status}" for s in done.steps))
+        lines = [done.message]
+        for step in done.steps:
+            detail = step.error or (step.output.strip().splitlines() or [""])[-1]
+            lines.append(f"{step.name}: {step.status}"
+                         + (f" - {detail[:300]}" if step.name != "instructions" else ""))
+        lines += [f"warning: {w}" for w in done.warnings]
+        return ActionResult(done.changed, "\n".join(lines))
 
     def deactivate(ctx: ActionContext, args: NoArgs) -> ActionResult:
         done = machine.deactivate(f"end of drill ({ctx.purpose})", operator=ctx.operator)
-        return ActionResult(True, done.message)
+        if done.changed or ctx.run_id not in attempted:
+            return ActionResult(True, done.message)
+        # An activation interrupted inside the switch leaves the state file in standby
+        # but maybe not Synapse: put the switch itself back (idempotent).
+        switched = registry.get("fallback.switch").call(ctx, SwitchArgs("standby"))
+        return ActionResult(switched.ok, f"{done.message}\nswitch re-applied: "
+                            f"{switched.output}")
 
     registry.action("failover.is_standby", summary="check the fallback is in standby",
                     timeout=10)(is_standby)
