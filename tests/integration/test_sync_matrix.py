@@ -39,7 +39,7 @@ from planb.provisioning import new_run_dir, run_playbook
 from planb.provisioning.deploy import check_inventory
 from planb.verify.endpoints import tls_context
 from tests.integration.conftest import LabSession
-from tests.integration.test_sync_ldap import cli, empty_fallback
+from tests.integration.test_sync_ldap import cli
 
 pytestmark = pytest.mark.lab
 FAILOVER = PROJECT_ROOT / "playbooks" / "failover.yml"
@@ -245,17 +245,4 @@ def test_apply_killed_midway_through_joins_converges(
     code, out, err = cli(site, "sync", "apply", "--yes")
     assert code == 0, err
     assert "applied and confirmed" in out
-    assert_matrix_converged(site, api, target)
-
-
-def test_a_full_sync_into_an_emptied_fallback_ldap_keeps_matrix_as_is(
-        deployed_lab: LabSession, site: SiteConfig, target: SynapseTarget,
-        api: AdminApi) -> None:
-    """The LDAP entries carry the localparts; re-made from the primary, they give the
-    same ones, so Matrix needs nothing and no account is duplicated."""
-    empty_fallback(deployed_lab.lab, site)
-    users_before = {u.user_id for u in api.users()}
-    code, out, err = cli(site, "sync", "apply", "--yes")
-    assert code == 0, err
-    assert {u.user_id for u in api.users()} == users_before
     assert_matrix_converged(site, api, target)
