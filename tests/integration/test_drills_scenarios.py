@@ -83,22 +83,37 @@ def test_shipped_scenarios_pass_and_record_their_rto(drill_lab: LabSession,
           f"duration {payload['duration_seconds']:.1f} s")
 
 
+UNIT = "/etc/systemd/system/synapse.service"
+
+
 def test_a_broken_fallback_fails_naming_the_check_and_still_restores(
         drill_lab: LabSession) -> None:
     lab = drill_lab.lab
+    # The role installs the unit in /etc (where mask puts its link): set it aside first.
+    breaking = ["systemctl stop synapse", f"mv {UNIT} {UNIT}.planb-test",
+                "systemctl mask synapse", "systemctl daemon-reload"]
+    repairing = ["systemctl unmask synapse", f"mv {UNIT}.planb-test {UNIT}",
+                 "systemctl daemon-reload", "systemctl start synapse"]
     try:
-        for command in (["systemctl", "stop", "synapse"], ["systemctl", "mask", "synapse"]):
-            assert lab.run_on("fallback", command).returncode == 0
+        for command in breaking:
+            assert lab.run_on("fallback", ["sh", "-c", command]).returncode == 0, command
         code, summary, payload = run_drill(drill_lab, "primary-outage")
     finally:
-        lab.run_on("fallback", ["systemctl", "unmask", "synapse"])
-        lab.run_on("fallback", ["systemctl", "start", "synapse"])
+        for command in repairing:
+            lab.run_on("fallback", ["sh", "-c", command])
     assert code in (1, 4), summary
     assert summary["outcome"] in ("failed", "deviated")
     assert any("service.synapse" in f for f in summary["findings"]), summary["findings"]
     assert [s["status"] for s in payload["rollbacks"]] == ["ok", "ok"]
     assert lab.run_on("primary", ["true"]).returncode == 0  # reconnected (or never cut)
     assert StateFile(drill_lab.site.state_dir).load().mode == "standby"
+
+
+def cut_off(session: LabSession) -> bool:
+    try:
+        return session.lab.run_on("primary", ["true"], timeout=8).returncode == 255
+    except subprocess.TimeoutExpired:
+        return True
 
 
 def test_ctrl_c_mid_drill_restores_and_journals_interrupted(drill_lab: LabSession) -> None:
@@ -112,18 +127,17 @@ def test_ctrl_c_mid_drill_restores_and_journals_interrupted(drill_lab: LabSessio
     try:
         # Wait until the primary is cut off (the fault ran), then press Ctrl-C.
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if drill_lab.lab.run_on("primary", ["true"], timeout=5).returncode == 255:
-                break
+        while time.monotonic() < deadline and not cut_off(drill_lab):
             time.sleep(0.5)
-        else:
-            pytest.fail("the drill never cut the primary off")
+        assert time.monotonic() < deadline, "the drill never cut the primary off"
         time.sleep(2)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=300)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        proc.send_signal(signal.SIGINT)  # also on a test failure: the drill restores
+        try:
+            _, err = proc.communicate(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
     assert proc.returncode == 130, err
     new = sorted(set(journals.glob("0*-drill-*.json")) - before)
     assert len(new) == 1
