@@ -1,8 +1,8 @@
-"""The messaging side on a lab of its own (bridge planb3): synapse, nginx, coturn.
+"""The messaging side on the session's deployed lab: synapse, nginx, coturn.
 
-Deploys the whole site (the messaging roles need the bundle, the CA, the fallback
-LDAP and PostgreSQL) on a fresh lab, twice: the second run must change nothing.
-Then checks what an agent or an administrator would see: the client API answers
+The session lab (tests/integration/conftest.py) runs the whole site.yml twice, the
+second run changing nothing (test_lab_deploy.py). Here, what an agent or an
+administrator would see: the client API answers
 through nginx over TLS (verified with the planb CA, SNI matrix.planb.lab), the
 admin API and registration are refused there, the admin token works from the host
 itself, the fallback starts in standby (logins refused with the French message,
@@ -17,25 +17,19 @@ import socket
 import ssl
 import stat
 import subprocess
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
 from planb import PROJECT_ROOT
-from planb.bundle import build_bundle
-from planb.config import LabConfig, SiteConfig, load_config
+from planb.config import SiteConfig
 from planb.lab.lab import Lab
-from planb.lab.site import write_lab_site
-from planb.lab.topology import build_topology
 from planb.provisioning import PlaybookResult, new_run_dir, run_playbook
-from planb.provisioning.deploy import deploy_vars, run_deploy
+from planb.provisioning.deploy import deploy_vars
+from tests.integration.conftest import LabSession
 
 pytestmark = pytest.mark.lab
 
-BRIDGE = "planb3"
-SUBNET = "10.77.3.0/24"
 HOST = "fallback"
 FAILOVER = PROJECT_ROOT / "playbooks" / "failover.yml"
 PROBE_USER = "probe-local"
@@ -47,30 +41,12 @@ class Deployed:
     site: SiteConfig
     lab: Lab
     address: str
-    first: PlaybookResult
-    second: PlaybookResult
 
 
 @pytest.fixture(scope="module")
-def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
-    site_dir = tmp_path_factory.mktemp("messaging-lab")
-    lab_config = LabConfig(subnet=SUBNET, bridge=BRIDGE, agents=20)
-    topology = build_topology(SUBNET, BRIDGE)
-    key = site_dir / ".planb" / "lab" / "id_ed25519"
-    site = load_config(write_lab_site(site_dir, topology, key, lab_config))
-    build_bundle()
-    lab = Lab(site)
-    try:
-        lab.up()
-        started = time.monotonic()
-        first = run_deploy(site)
-        cold = time.monotonic() - started
-        second = run_deploy(site)
-        print(f"\nmessaging lab deploy: cold {cold:.1f} s, again {second.duration_s:.1f} s")
-        address = next(h.address for h in topology.hosts if h.name == HOST)
-        yield Deployed(site, lab, address, first, second)
-    finally:
-        lab.down()
+def deployed(deployed_lab: LabSession) -> Deployed:
+    address = deployed_lab.topology.host(HOST).address
+    return Deployed(deployed_lab.site, deployed_lab.lab, address)
 
 
 def _https(d: Deployed, method: str, path: str, body: object | None = None
@@ -128,12 +104,6 @@ def _failover(d: Deployed, mode: str) -> PlaybookResult:
     extravars = deploy_vars(d.site) | {"planb_failover_mode": mode}
     return run_playbook(FAILOVER, d.site.inventory_dir,
                         run_dir=new_run_dir(d.site.state_dir, FAILOVER), extravars=extravars)
-
-
-def test_deploy_then_redeploy_changes_nothing(deployed: Deployed) -> None:
-    assert deployed.first.ok, deployed.first.failures
-    assert deployed.second.ok, deployed.second.failures
-    assert deployed.second.changed_total == 0, deployed.second.hosts
 
 
 def test_client_api_answers_through_nginx_over_tls(deployed: Deployed) -> None:
