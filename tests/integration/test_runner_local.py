@@ -223,6 +223,9 @@ def cli_site(tmp_path: Path) -> Path:
     site_dir = tmp_path / "site"
     done = CliRunner().invoke(app, ["init", str(site_dir), "--site", "demo"])
     assert done.exit_code == 0, done.output
+    # This machine is the "host": no offline bundle (nor apt changes) for it.
+    config = site_dir / "planb.yml"
+    config.write_text(config.read_text().replace("offline: true", "offline: false"))
     root = tmp_path / "root"
     root.mkdir()
     write_inventory(
