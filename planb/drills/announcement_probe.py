@@ -79,8 +79,11 @@ async def _one(site: SiteConfig, address: str, login: str, password: str, marker
             return Seen(login, False, time.monotonic() - start,
                         f"{alias} not found: {getattr(resolved, 'message', resolved)}")
         room_id = resolved.room_id
-        only = {"room": {"rooms": [room_id], "timeline": {"limit": 20}}}
-        synced = await client.sync(timeout=0, sync_filter=only, full_state=True)
+        # Only this room, members lazily (as Element does): a full member list of a room
+        # every agent is in (9,000 members) would make each probe a heavy sync.
+        only = {"room": {"rooms": [room_id], "timeline": {"limit": 20},
+                         "state": {"lazy_load_members": True}}}
+        synced = await client.sync(timeout=0, sync_filter=only)
         if not isinstance(synced, SyncResponse):
             return Seen(login, False, time.monotonic() - start, f"sync failed: {synced}")
         if room_id not in synced.rooms.join:
