@@ -121,9 +121,12 @@ def test_ctrl_c_mid_drill_restores_and_journals_interrupted(drill_lab: LabSessio
     journals = site.state_dir / "journals"
     before = set(journals.glob("0*-drill-*.json"))
     env = {**os.environ, "PLANB_CONFIG": str(site.base_dir / "planb.yml")}
+    # Ctrl-C as from a terminal: a test session started in the background inherits
+    # SIGINT ignored (POSIX shells do that to '&' jobs), so give the drill the default.
     proc = subprocess.Popen([sys.executable, "-m", "planb.cli.main", "drill", "run",
                              "--scenario", "primary-outage", "--json"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         # Wait until the primary is cut off (the fault ran), then press Ctrl-C.
         deadline = time.monotonic() + 120
