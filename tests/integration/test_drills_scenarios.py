@@ -93,7 +93,7 @@ def test_a_broken_fallback_fails_naming_the_check_and_still_restores(
     breaking = ["systemctl stop synapse", f"mv {UNIT} {UNIT}.planb-test",
                 "systemctl mask synapse", "systemctl daemon-reload"]
     repairing = ["systemctl unmask synapse", f"mv {UNIT}.planb-test {UNIT}",
-                 "systemctl daemon-reload", "systemctl start synapse"]
+                 "systemctl daemon-reload", "systemctl enable --now synapse"]
     try:
         for command in breaking:
             assert lab.run_on("fallback", ["sh", "-c", command]).returncode == 0, command
@@ -106,6 +106,7 @@ def test_a_broken_fallback_fails_naming_the_check_and_still_restores(
     assert any("service.synapse" in f for f in summary["findings"]), summary["findings"]
     assert [s["status"] for s in payload["rollbacks"]] == ["ok", "ok"]
     assert lab.run_on("primary", ["true"]).returncode == 0  # reconnected (or never cut)
+    assert lab.run_on("fallback", ["systemctl", "is-enabled", "synapse"]).returncode == 0
     assert StateFile(drill_lab.site.state_dir).load().mode == "standby"
 
 
