@@ -106,7 +106,8 @@ def test_sync_apply_provisions_users_rooms_and_the_announcement_room(
         site: SiteConfig, target: SynapseTarget, api: AdminApi) -> None:
     code, out, err = cli(site, "sync", "apply", "--yes")
     assert code == 0, err
-    assert "applied and confirmed" in out
+    # Earlier tests of the session may have synced already: then there is nothing to do.
+    assert "applied and confirmed" in out or "nothing to" in out, out
     assert_matrix_converged(site, api, target)
     summary = plan_json(site)["summary"]
     assert isinstance(summary, dict)
