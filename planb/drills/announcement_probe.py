@@ -25,7 +25,7 @@ from nio import (
 
 from planb.config import SiteConfig
 from planb.verify.endpoints import tls_context
-from planb.verify.probes import _fallback_address, _PinnedResolver
+from planb.verify.probes import TIMELINE_LIMIT, _fallback_address, _PinnedResolver, room_filter
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +81,7 @@ async def _one(site: SiteConfig, address: str, login: str, password: str, marker
         room_id = resolved.room_id
         # Only this room, members lazily (as Element does): a full member list of a room
         # every agent is in (9,000 members) would make each probe a heavy sync.
-        only = {"room": {"rooms": [room_id], "timeline": {"limit": 20},
-                         "state": {"lazy_load_members": True}}}
-        synced = await client.sync(timeout=0, sync_filter=only)
+        synced = await client.sync(timeout=0, sync_filter=room_filter(room_id))
         if not isinstance(synced, SyncResponse):
             return Seen(login, False, time.monotonic() - start, f"sync failed: {synced}")
         if room_id not in synced.rooms.join:
@@ -91,8 +89,8 @@ async def _one(site: SiteConfig, address: str, login: str, password: str, marker
                         f"not a member of {alias}")
         if not find_marker(synced, room_id, marker):
             return Seen(login, False, time.monotonic() - start,
-                        f"member of {alias}, but the announcement is not in its last 20 "
-                        "messages")
+                        f"member of {alias}, but the announcement is not in its last "
+                        f"{TIMELINE_LIMIT} messages")
         return Seen(login, True, time.monotonic() - start, f"sees the announcement in {alias}")
     finally:
         try:

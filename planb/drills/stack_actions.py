@@ -139,10 +139,10 @@ def _ldap_bind(site: SiteConfig, account: sampling.Account) -> tuple[bool, float
     return ok, time.monotonic() - start, detail
 
 
-#: Agents per probe room. A ring's messages all arrive before the receivers' next sync,
-#: and Synapse's incremental sync returns only the last 10 timeline events of a room by
-#: default: a ring of more than 10 lost the first messages (seen with 20 agents).
-RING_SIZE = 8
+#: Agents per probe room (the default sample is one ring). A ring's messages all arrive
+#: before the receivers' next sync: the probes' sync filter asks for a timeline longer
+#: than the ring (Synapse's default of 10 events lost the first messages of bigger rings).
+RING_SIZE = 20
 
 
 def rings(accounts: tuple[sampling.Account, ...], size: int = RING_SIZE

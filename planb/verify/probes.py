@@ -4,8 +4,16 @@ With matrix-nio, as a Matrix client would: every agent logs in (the password is
 checked against the fallback LDAP by matrix-synapse-ldap3), the first one creates a
 private room and invites the others, they join, each sends one message and each
 waits to receive the message of the agent before it (a ring). Then every agent
-leaves the room and logs out. Connections go to the fallback's inventory address
-with the public host name for SNI and certificate checks, trusting the planb CA.
+leaves the room and logs out.
+
+Every sync is filtered (:func:`room_filter`): only the probe room, its members loaded
+lazily (as Element does) and a timeline long enough for the whole ring. Without it an
+agent's first sync pulls the full member list of every room it is in (the
+announcement room holds every agent: 9,000 members), and an incremental sync returns
+only the room's last 10 events, so a ring of more than 10 lost the first messages.
+
+Connections go to the fallback's inventory address with the public host name for SNI
+and certificate checks, trusting the planb CA.
 
 In standby, Synapse refuses logins of ordinary users (``hs_disabled``) *after*
 checking the password: the answer ``M_RESOURCE_LIMIT_EXCEEDED`` is reported as such.
@@ -46,6 +54,26 @@ log = logging.getLogger(__name__)
 
 Account = tuple[str, str]
 STANDBY = "M_RESOURCE_LIMIT_EXCEEDED"
+#: Timeline events per synced room: at least this, and always more than a ring sends.
+TIMELINE_LIMIT = 50
+
+
+def room_filter(room_id: str, limit: int = TIMELINE_LIMIT) -> dict[str, Any]:
+    """A sync filter: ``room_id`` only, members lazily, the last ``limit`` events, nothing else.
+
+    Presence, account data, receipts and typing are left out: a probe needs none.
+    """
+    return {
+        "presence": {"types": []},
+        "account_data": {"types": []},
+        "room": {
+            "rooms": [room_id],
+            "timeline": {"limit": limit},
+            "state": {"lazy_load_members": True},
+            "ephemeral": {"types": []},
+            "account_data": {"types": []},
+        },
+    }
 
 
 @dataclass
@@ -177,8 +205,13 @@ async def _exchange(clients: list[AsyncClient], agents: list[Account],
         if not isinstance(joined, JoinResponse):
             result.detail = f"cannot join the probe room: {joined}"
             return
-    for client in clients:
-        await client.sync(timeout=0)
+    only = room_filter(room_id, max(TIMELINE_LIMIT, 2 * len(clients)))
+    for client, result in zip(clients, results, strict=True):
+        # Before anyone sends: each receiver's next sync starts from here.
+        first = await client.sync(timeout=0, sync_filter=only)
+        if not isinstance(first, SyncResponse):
+            result.detail = f"sync failed: {first}"
+            return
     nonce = secrets.token_hex(6)
     sent_at: list[float] = []
     for i, (client, result) in enumerate(zip(clients, results, strict=True)):
@@ -191,21 +224,31 @@ async def _exchange(clients: list[AsyncClient], agents: list[Account],
             result.detail = f"cannot send: {sent}"
             return
     await asyncio.gather(*(_receive(c, room_id, f"planb probe {nonce} #{(i - 1) % len(clients)}",
-                                    sent_at[(i - 1) % len(clients)], r)
+                                    sent_at[(i - 1) % len(clients)], r, only)
                            for i, (c, r) in enumerate(zip(clients, results, strict=True))))
     for client in clients:
         await client.room_leave(room_id)
 
 
 async def _receive(client: AsyncClient, room_id: str, body: str, sent_at: float,
-                   result: AgentProbe) -> None:
+                   result: AgentProbe, only: dict[str, Any]) -> None:
+    """Sync (from the last token on) until ``body`` arrives in the room.
+
+    A timeline the server cut short (``limited``) is paged back from its ``prev_batch``
+    so that no message between two syncs is skipped.
+    """
     while True:
-        answer = await client.sync(timeout=5000)
+        answer = await client.sync(timeout=5000, sync_filter=only)
         if not isinstance(answer, SyncResponse):
             result.detail = f"sync failed: {answer}"
             return
         room = answer.rooms.join.get(room_id)
-        events = room.timeline.events if room else []
+        events = list(room.timeline.events) if room else []
+        if room and room.timeline.limited and room.timeline.prev_batch and not any(
+                getattr(e, "body", None) == body for e in events):
+            older = await client.room_messages(room_id, start=room.timeline.prev_batch,
+                                               limit=only["room"]["timeline"]["limit"])
+            events += list(getattr(older, "chunk", []))
         if any(getattr(e, "body", None) == body for e in events):
             result.receive_seconds = time.monotonic() - sent_at
             result.ok = True

@@ -74,11 +74,13 @@ def test_a_lab_without_agents_in_matrix_or_ldap_falls_back_to_probe_accounts(
 
 
 def test_probe_rings_stay_small_and_never_leave_anyone_alone() -> None:
-    accounts = tuple(sampling.Account(f"a{n}", "pw") for n in range(20))
+    accounts = tuple(sampling.Account(f"a{n}", "pw") for n in range(45))
+    assert [len(g) for g in rings(accounts[:20])] == [20]  # the default sample: one room
     groups = rings(accounts)
-    assert [len(g) for g in groups] == [7, 7, 6]
+    assert [len(g) for g in groups] == [15, 15, 15]
     assert sorted(a.login for g in groups for a in g) == sorted(a.login for a in accounts)
-    assert [len(g) for g in rings(accounts[:9])] == [5, 4]
-    assert [len(g) for g in rings(accounts[:3])] == [3]
+    assert [len(g) for g in rings(accounts[:20], size=8)] == [7, 7, 6]
+    assert [len(g) for g in rings(accounts[:9], size=8)] == [5, 4]
+    assert [len(g) for g in rings(accounts[:3], size=2)] == [3]  # never a ring of one
     with pytest.raises(ValueError, match="at least 2"):
         ProbeArgs(sample=1)
