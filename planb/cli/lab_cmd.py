@@ -113,6 +113,36 @@ def _print_status(lab_obj: Lab, *, json_output: bool) -> None:
     console.print(table)
 
 
+@app.command("stop")
+def stop_host(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Argument(help="Lab host name, e.g. primary.")],
+) -> None:
+    """Power one lab host off cleanly, keeping its disk (as if it were shut down).
+
+    Its services stop and it leaves the lab network; 'planb lab start HOST' (or
+    'planb lab up') boots it again with the same files and address. 'planb lab down'
+    removes it like any host.
+    """
+    lab_obj = Lab(_load_lab_site(ctx))
+    with console.status(f"powering {host} off…"):
+        stopped = lab_obj.stop_host(host)
+    console.print(f"{host} is powered off (disk kept); start it with: planb lab start {host}"
+                  if stopped else f"{host} was not running: nothing to stop", highlight=False)
+
+
+@app.command("start")
+def start_host(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Argument(help="Lab host name, e.g. primary.")],
+) -> None:
+    """Boot a lab host stopped with 'planb lab stop' again and wait until it is ready."""
+    lab_obj = Lab(_load_lab_site(ctx))
+    with console.status(f"booting {host}…"):
+        system = lab_obj.start_host(host)
+    console.print(f"{host} is up (systemd: {system})", highlight=False)
+
+
 @app.command("password")
 def password(
     ctx: typer.Context,

@@ -1,9 +1,13 @@
-"""Real faults and checks on lab hosts: cut a host off the network, kill a service, wait for it.
+"""Real faults and checks on lab hosts: cut a host off the network, power it off, kill a
+service, wait for it.
 
 Network isolation is done on this machine (the controller): the host's veth on the
 lab bridge is set down, so the host loses its network exactly as if its cable were
 pulled, without touching anything inside it; reconnecting sets it up again and waits
-until the host answers SSH. Service actions run ``systemctl`` on the host over SSH
+until the host answers SSH. Powering off (``lab.stop_host``) shuts the host down
+cleanly and keeps its disk; ``lab.start_host`` boots it again with the same address
+(:meth:`planb.lab.lab.Lab.stop_host`, :meth:`~planb.lab.lab.Lab.start_host`).
+Service actions run ``systemctl`` on the host over SSH
 (:meth:`planb.lab.lab.Lab.run_on`). ``host`` is a lab host name (``primary``) or an
 inventory group (``fallback_messaging``), in which case every host of the group is
 acted on.
@@ -140,6 +144,38 @@ def reconnect_host(ctx: ActionContext, args: HostArgs) -> ActionResult:
     return ActionResult(ok, "\n".join(lines))
 
 
+def stop_host(ctx: ActionContext, args: HostArgs) -> ActionResult:
+    """Power the host(s) off cleanly, disk kept (:meth:`planb.lab.lab.Lab.stop_host`)."""
+    lab = _lab(ctx)
+    lines: list[str] = []
+    for host in _hosts(lab, args.host):
+        start = time.monotonic()
+        if not lab.stop_host(host.name, timeout=max(5.0, ctx.remaining() - 5)):
+            return ActionResult(False, "\n".join([*lines, f"{host.name} was not running: "
+                                                  "nothing to stop"]))
+        lines.append(f"{host.name}: powered off in {time.monotonic() - start:.1f} s "
+                     "(disk kept)")
+    return ActionResult(True, "\n".join(lines))
+
+
+def start_host(ctx: ActionContext, args: HostArgs) -> ActionResult:
+    """Boot the host(s) again from their kept disk and wait until systemd is up.
+
+    A host that already runs is fine (restore runs this whatever the fault did)."""
+    lab = _lab(ctx)
+    lines, ok = [], True
+    for host in _hosts(lab, args.host):
+        start = time.monotonic()
+        try:
+            state = lab.start_host(host.name, timeout=max(5.0, ctx.remaining() - 2))
+        except PlanbError as exc:
+            ok = False
+            lines.append(f"{host.name}: not started: {exc.message}")
+            continue
+        lines.append(f"{host.name}: up after {time.monotonic() - start:.1f} s (system {state})")
+    return ActionResult(ok, "\n".join(lines))
+
+
 def kill_service(ctx: ActionContext, args: KillArgs) -> ActionResult:
     """``systemctl kill --kill-whom=WHOM -s SIGNAL UNIT`` on the host(s); the unit must be
     active first. (Killing ``all`` made systemd 252 report EIO for the processes that
@@ -199,6 +235,10 @@ LAB_ACTIONS: tuple[tuple[str, str, type, float, Any], ...] = (
      isolate_host),
     ("lab.reconnect_host", "put a lab host back on the network and wait for SSH", HostArgs, 90,
      reconnect_host),
+    ("lab.stop_host", "power a lab host off cleanly (its disk kept)", HostArgs, 90,
+     stop_host),
+    ("lab.start_host", "boot a stopped lab host again and wait until it is up", HostArgs, 150,
+     start_host),
     ("service.kill", "kill a systemd unit with a signal (SIGKILL by default)", KillArgs, 30,
      kill_service),
     ("service.wait_active", "wait until a systemd unit is active again", UnitArgs, 120,
@@ -216,9 +256,3 @@ def register_lab_actions(registry: ActionRegistry, *, lab_site: bool) -> None:
             registry.unavailable(name, summary=summary, args=args, timeout=timeout,
                                  needs="a lab site ('planb lab up'): drills reach production "
                                  "hosts only through the stack's own checks for now")
-    for name, summary in (("lab.stop_host", "stop a lab host (its disk kept)"),
-                          ("lab.start_host", "start a stopped lab host again")):
-        registry.unavailable(name, summary=summary, args=HostArgs, timeout=120,
-                             needs="a stop/start in planb.lab that keeps the host's disk "
-                             "(planb.lab.machines.stop deletes its overlay); use "
-                             "lab.isolate_host / lab.reconnect_host")

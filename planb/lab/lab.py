@@ -36,7 +36,8 @@ class HostStatus:
     address: str
     groups: tuple[str, ...]
     process: str  # running | stopped
-    system: str  # systemctl is-system-running, or unreachable / stopped
+    #: systemctl is-system-running, or unreachable / stopped / powered off (disk kept)
+    system: str
 
 
 class Lab:
@@ -128,15 +129,71 @@ class Lab:
                 if machines.nspawn_pid(paths) is not None:
                     continue
                 progress(f"booting {host.name} ({host.address})")
-                machines.stop(host, paths)  # clear what a crashed run left behind
+                if not paths.stopped_marker.exists():  # a host powered off keeps its disk
+                    machines.stop(host, paths)  # clear what a crashed run left behind
                 network.delete_link(host.veth)
                 machines.prepare(host, topology, rootfs, paths, public_key, etc_hosts)
                 machines.start(host, topology, paths)
             for host in topology.hosts:
                 progress(f"waiting for {host.name} to finish booting")
-                state = machines.wait_ready(host, self.host_paths(host.name), self.key)
+                paths = self.host_paths(host.name)
+                state = machines.wait_ready(host, paths, self.key)
+                paths.stopped_marker.unlink(missing_ok=True)
                 log.info("%s is %s", host.name, state)
             return topology
+
+    # -- one host: power off and on, disk kept ----------------------------------------
+
+    def _up_host(self, name: str) -> tuple[Topology, LabHost]:
+        topology = self._recorded()
+        if topology is None:
+            raise LabError("the lab is not up", hint="run 'planb lab up'")
+        try:
+            return topology, topology.host(name)
+        except KeyError as exc:
+            raise UsageError(str(exc.args[0])) from None
+
+    def stop_host(self, name: str, *, timeout: float = 60) -> bool:
+        """Power a host off cleanly (as 'poweroff' would), keeping its disk and address.
+
+        Returns False when it was not running (nothing done). Its folder is marked
+        stopped, so 'status' shows it stopped and 'start_host' or 'up' boots it again
+        with its files as they were; 'down' removes it like any host.
+        """
+        _, host = self._up_host(name)
+        check_prerequisites()
+        with self._locked():
+            paths = self.host_paths(name)
+            if machines.nspawn_pid(paths) is None:
+                return False
+            if not machines.poweroff(host, paths, timeout=timeout):
+                log.warning("%s was killed after %.0f s instead of shutting down", name, timeout)
+            network.delete_link(host.veth)
+            return True
+
+    def start_host(self, name: str, *, timeout: float = 120) -> str:
+        """Boot a stopped host again (same disk, same address); wait until it is ready.
+
+        Returns systemd's state ('running' or 'degraded'); a running host is left as
+        it is. A host whose folder is gone (never booted, or 'down') is refused.
+        """
+        topology, host = self._up_host(name)
+        check_prerequisites()
+        with self._locked():
+            paths = self.host_paths(name)
+            if machines.nspawn_pid(paths) is None:
+                if not paths.upper.is_dir():
+                    raise LabError(f"lab host {name} has no disk to start from",
+                                   hint="run 'planb lab up' to boot it afresh")
+                public_key = self.key.with_suffix(".pub").read_text(encoding="utf-8")
+                network.ensure_bridge(topology)
+                network.delete_link(host.veth)
+                machines.prepare(host, topology, image.ensure_image(), paths, public_key,
+                                 self._etc_hosts(topology))
+                machines.start(host, topology, paths)
+            state = machines.wait_ready(host, paths, self.key, timeout=timeout)
+            paths.stopped_marker.unlink(missing_ok=True)
+            return state
 
     def _bridge_owner_file(self, bridge: str) -> Path:
         return state.planb_home() / "bridges" / bridge
@@ -182,8 +239,12 @@ class Lab:
             return []
         result = []
         for host in recorded.hosts:
-            running = machines.nspawn_pid(self.host_paths(host.name)) is not None
-            system = machines.system_state(self.key, host.address) if running else "stopped"
+            paths = self.host_paths(host.name)
+            running = machines.nspawn_pid(paths) is not None
+            if running:
+                system = machines.system_state(self.key, host.address)
+            else:
+                system = "powered off (disk kept)" if paths.stopped_marker.exists() else "stopped"
             result.append(HostStatus(host.name, host.address, host.groups,
                                      "running" if running else "stopped", system))
         return result

@@ -3,7 +3,10 @@
 Layout of a host folder (under ``<state_dir>/lab/hosts/<name>/``): ``upper`` and
 ``work`` (the overlay's writable layers), ``root`` (the mounted overlay),
 ``nspawn.pid`` and ``console.log``. Stopping a host shuts it down cleanly, unmounts
-the overlay and removes the folder, so nothing is left behind.
+the overlay and removes the folder, so nothing is left behind. Powering a host off
+(:func:`poweroff`) shuts it down the same way but keeps ``upper`` (its disk) and marks
+the folder ``stopped``: booting it again (:func:`prepare`, :func:`start`) finds its
+files, services and data as they were.
 """
 
 from __future__ import annotations
@@ -61,6 +64,11 @@ class HostPaths:
     @property
     def console_log(self) -> Path:
         return self.base / "console.log"
+
+    @property
+    def stopped_marker(self) -> Path:
+        """Present while the host is powered off with its disk kept."""
+        return self.base / "stopped"
 
 
 def is_mounted(path: Path) -> bool:
@@ -187,24 +195,44 @@ def _tail(path: Path, lines: int = 3) -> str:
 
 def stop(host: LabHost, paths: HostPaths, *, timeout: float = 30) -> None:
     """Shut the host down, unmount its overlay and remove its folder and veth."""
+    _shutdown(host, paths, timeout)
+    if paths.base.exists():
+        shutil.rmtree(paths.base)
+
+
+def poweroff(host: LabHost, paths: HostPaths, *, timeout: float = 60) -> bool:
+    """Shut the host down cleanly and unmount its overlay, keeping its disk.
+
+    Returns whether the shutdown was orderly (False: it had to be killed). The host
+    folder is marked ``stopped``; :func:`prepare` and :func:`start` boot it again.
+    """
+    paths.stopped_marker.write_text("powered off by planb lab, disk kept\n", encoding="utf-8")
+    orderly = _shutdown(host, paths, timeout)
+    paths.pid_file.unlink(missing_ok=True)
+    return orderly
+
+
+def _shutdown(host: LabHost, paths: HostPaths, timeout: float) -> bool:
+    """Stop the container (SIGTERM, then SIGKILL) and unmount its overlay."""
     pid = nspawn_pid(paths)
+    orderly = True
     if pid is not None:
         log.info("stopping %s", host.name)
         # systemd-nspawn turns SIGTERM into an orderly shutdown of the container.
         _signal(pid, signal.SIGTERM)
         if not _wait_gone(pid, timeout):
             log.warning("%s did not shut down in %.0f s; killing it", host.name, timeout)
+            orderly = False
             _kill_tree(pid)
             _wait_gone(pid, 10)
     if is_mounted(paths.root):
         proc = run(["umount", str(paths.root)], check=False)
         if proc.returncode != 0:
             run(["umount", "--lazy", str(paths.root)])
-    if paths.base.exists():
-        shutil.rmtree(paths.base)
     leftover = NSPAWN_PROPAGATE / (host.machine or host.name)
     if leftover.is_dir():
         shutil.rmtree(leftover, ignore_errors=True)
+    return orderly
 
 
 def _signal(pid: int, sig: int) -> None:

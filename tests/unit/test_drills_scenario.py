@@ -61,7 +61,8 @@ restore:
 
 def test_shipped_scenarios_load_with_their_actions(registry) -> None:  # type: ignore[no-untyped-def]
     scenarios = {s.name: s for s in load_all(None, registry)}
-    assert set(scenarios) >= {"primary-outage", "messaging-crash", "directory-crash"}
+    assert set(scenarios) >= {"primary-outage", "primary-stopped", "messaging-crash",
+                              "directory-crash"}
     crash = scenarios["messaging-crash"]
     kill = crash.phase("fault")[0]
     assert kill.action == "service.kill"
@@ -71,6 +72,10 @@ def test_shipped_scenarios_load_with_their_actions(registry) -> None:  # type: i
     assert [s.action for s in outage.phase("fault")] == ["lab.isolate_host"]
     assert [s.action for s in outage.phase("restore")] == ["lab.reconnect_host",
                                                            "failover.deactivate"]
+    stopped = scenarios["primary-stopped"]
+    assert [s.action for s in stopped.phase("fault")] == ["lab.stop_host"]
+    assert [s.action for s in stopped.phase("restore")] == ["lab.start_host",
+                                                            "failover.deactivate"]
     for scenario in scenarios.values():
         assert scenario.phase("restore") and scenario.phase("steady_state_after")
 
