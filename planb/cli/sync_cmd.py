@@ -61,6 +61,12 @@ StrictOpt = Annotated[
     bool, typer.Option("--strict", help="Refuse the whole run if any source record is "
                                         "rejected (default: skip them and report 'N rejected').")
 ]
+AdoptOpt = Annotated[
+    bool, typer.Option("--adopt", help="After rebuilding the fallback directory: give each "
+                                       "agent without a fallback entry the existing Matrix "
+                                       "account its login gives (keeps its rooms and history) "
+                                       "instead of reporting it as a collision.")
+]
 WorkersOpt = Annotated[
     int, typer.Option("--workers", min=1, max=64,
                       help="LDAP connections writing at once.")
@@ -117,6 +123,10 @@ def _details(plan: Plan, limit: int = 10) -> None:
         if len(lines) > limit:
             console.print(f"  … and {len(lines) - limit} more (see the plan file)",
                           highlight=False)
+    if any(not c.kept_id for c in plan.collisions):
+        console.print("Matrix accounts no fallback entry holds: if the fallback directory was "
+                      "rebuilt, re-run with --adopt to give them back to their agents.",
+                      highlight=False)
 
 
 def _show(planned: SyncPlan) -> None:
@@ -132,6 +142,7 @@ def plan_command(
     json_output: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
     strict: StrictOpt = False,
     from_snapshot: SnapshotOpt = None,
+    adopt: AdoptOpt = False,
     snapshot_out: Annotated[
         Path | None, typer.Option("--snapshot-out", metavar="FILE",
                                   help="Also save the source's agents (no password hashes) "
@@ -145,7 +156,7 @@ def plan_command(
     a person and by 'planb sync apply FILE'.
     """
     site = options(ctx).load_site()
-    sync = Sync(site, matrix=configured_matrix_target(site))
+    sync = Sync(site, matrix=configured_matrix_target(site), adopt=adopt)
     with err_console.status("reading the source and the fallback directory…"):
         source = sync.read_source(from_snapshot=from_snapshot, strict=strict)
         if snapshot_out is not None:
@@ -225,6 +236,7 @@ def apply_command(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")
                    ] = False,
     workers: WorkersOpt = DEFAULT_WORKERS,
+    adopt: AdoptOpt = False,
 ) -> None:
     """Apply the sync, then re-read the targets and confirm nothing is left to do.
 
@@ -244,7 +256,7 @@ def apply_command(
         except OSError as exc:
             raise UsageError(f"{plan_file}: cannot read the plan: {exc.strerror}") from None
         reviewed = plan_from_json(text, str(plan_file))
-    sync = Sync(site, matrix=configured_matrix_target(site), workers=workers)
+    sync = Sync(site, matrix=configured_matrix_target(site), workers=workers, adopt=adopt)
     bars, confirm = _Bars(), _Confirm(yes)
     try:
         result = sync.apply(from_snapshot=from_snapshot, strict=strict, force=force,

@@ -199,6 +199,9 @@ class PlanOptions:
     #: Alias localpart of the room every active agent is in; None: not managed here.
     announcement_room: str | None = None
     announcement_name: str = "Announcements"
+    #: Give an agent without a fallback entry the existing Matrix account its login
+    #: gives (a rebuilt fallback directory); off: such accounts are collisions.
+    adopt: bool = False
 
 
 def _value(obj: Agent | FallbackEntry, name: str) -> Value:
@@ -239,10 +242,20 @@ class _Builder:
         self.held = {e.id: e.localpart or localpart_for(e.login) for e in entries.values()}
         candidates = [(a.id, a.login) for a in source.agents if a.enabled or a.id in entries]
         unmanaged = set(matrix.users) - set(self.held.values())
+        if options.adopt:
+            unmanaged -= self._adoptable(candidates)
         self.assignment = assign_localparts(
             candidates, self.held, unmanaged, {e.id: e.login for e in entries.values()})
         self.refused = {c.refused_id for c in self.assignment.collisions}
         self.members: dict[str, set[str]] = {}  # department -> localparts of active agents
+
+    def _adoptable(self, candidates: list[tuple[str, str]]) -> set[str]:
+        """Localparts of existing agent accounts (not service ones) that the login of an
+        agent without a fallback entry gives: ``--adopt`` hands them back to that agent."""
+        users = self.matrix.users
+        return {lp for agent_id, login in candidates
+                if agent_id not in self.fallback.entries
+                and (lp := localpart_for(login)) in users and not users[lp].service}
 
     def add(self, kind: str, item: object) -> None:
         self.lists[kind].append(item)

@@ -134,8 +134,8 @@ class Sync:
 
     def __init__(self, site: SiteConfig, *, matrix: MatrixTarget | None = None,
                  fallback: LdapEndpoint | None = None,
-                 workers: int = DEFAULT_WORKERS) -> None:
-        self.site, self.matrix, self.workers = site, matrix, workers
+                 workers: int = DEFAULT_WORKERS, adopt: bool = False) -> None:
+        self.site, self.matrix, self.workers, self.adopt = site, matrix, workers, adopt
         self._fallback = fallback
         self.layout = Layout(site.fallback.ldap_suffix)
 
@@ -177,6 +177,7 @@ class Sync:
         fallback = self.read_fallback()
         matrix = self.matrix.read_state() if self.matrix is not None else None
         options = self.matrix.plan_options() if self.matrix is not None else PlanOptions()
+        options = dataclasses.replace(options, adopt=self.adopt)
         plan = compute_plan(source, fallback, matrix or MatrixState(), options)
         if matrix is None:
             plan = without_matrix(plan)

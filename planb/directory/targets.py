@@ -65,6 +65,8 @@ class MatrixUser:
     localpart: str
     display_name: str = ""
     deactivated: bool = False
+    #: A server admin or a typed account (bot, support): never given to an agent.
+    service: bool = False
 
 
 @dataclass(frozen=True)

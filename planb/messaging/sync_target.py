@@ -90,7 +90,8 @@ class SynapseTarget:
             for info in api.users():
                 localpart = api.localpart(info.user_id)
                 if localpart is not None:
-                    users.append(MatrixUser(localpart, info.display_name, info.deactivated))
+                    users.append(MatrixUser(localpart, info.display_name, info.deactivated,
+                                            service=info.admin or info.user_type is not None))
             rooms = room_members(api, managed_rooms(api, self.names, self.admin_id))
         return MatrixState.build(users, rooms)
 

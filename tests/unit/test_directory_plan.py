@@ -205,6 +205,25 @@ def test_accounts_planb_does_not_manage_are_left_alone() -> None:
     assert plan.room_changes == ()  # the admin stays in the rooms
 
 
+def test_rebuilt_fallback_reports_collisions_unless_told_to_adopt() -> None:
+    src = source(agent(1), agent(2), agent(3, login="bot"))
+    _, matrix = synced(source(agent(1), agent(2)))
+    bot = MatrixUser("bot", "Robot", service=True)
+    matrix = MatrixState.build([*matrix.users.values(), bot], matrix.rooms)
+    empty = FallbackState()  # the fallback LDAP was rebuilt from nothing
+
+    refused = compute_plan(src, empty, matrix)
+    assert sorted(c.refused_id for c in refused.collisions) == ["id-00001", "id-00002",
+                                                                "id-00003"]
+    assert refused.ldap_adds == () and refused.matrix_creates == ()
+
+    adopted = compute_plan(src, empty, matrix, PlanOptions(adopt=True))
+    added = {a.agent.id: a.localpart for a in adopted.ldap_adds}
+    assert added == {"id-00001": "agent1", "id-00002": "agent2"}
+    assert adopted.matrix_creates == () and adopted.room_changes == ()
+    assert [c.refused_login for c in adopted.collisions] == ["bot"]  # never a service account
+
+
 def test_announcement_room_holds_every_active_agent() -> None:
     options = PlanOptions(announcement_room="annonces", announcement_name="Annonces")
     src = source(agent(1), agent(2), agent(3, enabled=False))
