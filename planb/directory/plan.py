@@ -240,7 +240,8 @@ class _Builder:
         # An entry without a stored localpart holds the one its login gives (the plan
         # then writes it), so its Matrix account is not mistaken for an unmanaged one.
         self.held = {e.id: e.localpart or localpart_for(e.login) for e in entries.values()}
-        candidates = [(a.id, a.login) for a in source.agents if a.enabled or a.id in entries]
+        candidates = [(a.id, a.login) for a in source.agents if a.enabled or a.id in entries
+                      or (options.adopt and localpart_for(a.login) in matrix.users)]
         unmanaged = set(matrix.users) - set(self.held.values())
         if options.adopt:
             unmanaged -= self._adoptable(candidates)
@@ -250,8 +251,9 @@ class _Builder:
         self.members: dict[str, set[str]] = {}  # department -> localparts of active agents
 
     def _adoptable(self, candidates: list[tuple[str, str]]) -> set[str]:
-        """Localparts of existing agent accounts (not service ones) that the login of an
-        agent without a fallback entry gives: ``--adopt`` hands them back to that agent."""
+        """Localparts of existing accounts (not service ones) that the login of an agent
+        without a fallback entry gives: ``--adopt`` hands them back to that agent (a
+        leaver's is then deactivated, an active agent's kept with its rooms)."""
         users = self.matrix.users
         return {lp for agent_id, login in candidates
                 if agent_id not in self.fallback.entries

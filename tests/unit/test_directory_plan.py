@@ -206,8 +206,8 @@ def test_accounts_planb_does_not_manage_are_left_alone() -> None:
 
 
 def test_rebuilt_fallback_reports_collisions_unless_told_to_adopt() -> None:
-    src = source(agent(1), agent(2), agent(3, login="bot"))
-    _, matrix = synced(source(agent(1), agent(2)))
+    src = source(agent(1), agent(2), agent(3, login="bot"), agent(4, enabled=False))
+    _, matrix = synced(source(agent(1), agent(2), agent(4)))
     bot = MatrixUser("bot", "Robot", service=True)
     matrix = MatrixState.build([*matrix.users.values(), bot], matrix.rooms)
     empty = FallbackState()  # the fallback LDAP was rebuilt from nothing
@@ -216,12 +216,16 @@ def test_rebuilt_fallback_reports_collisions_unless_told_to_adopt() -> None:
     assert sorted(c.refused_id for c in refused.collisions) == ["id-00001", "id-00002",
                                                                 "id-00003"]
     assert refused.ldap_adds == () and refused.matrix_creates == ()
+    assert refused.matrix_deactivations == ()  # the leaver's account is not planb's to touch
 
     adopted = compute_plan(src, empty, matrix, PlanOptions(adopt=True))
     added = {a.agent.id: a.localpart for a in adopted.ldap_adds}
     assert added == {"id-00001": "agent1", "id-00002": "agent2"}
-    assert adopted.matrix_creates == () and adopted.room_changes == ()
+    assert adopted.matrix_creates == ()
     assert [c.refused_login for c in adopted.collisions] == ["bot"]  # never a service account
+    # The leaver's account, orphaned by the rebuild, is found again and deactivated.
+    assert [c.localpart for c in adopted.matrix_deactivations] == ["agent4"]
+    assert {lp for change in adopted.room_changes for lp in change.joins} == set()
 
 
 def test_announcement_room_holds_every_active_agent() -> None:
