@@ -16,6 +16,7 @@ import importlib
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -172,10 +173,19 @@ class Sync:
         finally:
             conn.unbind()
 
+    def read_matrix(self) -> MatrixState | None:
+        return self.matrix.read_state() if self.matrix is not None else None
+
     def plan_from(self, source: SourceResult) -> SyncPlan:
-        """Read both targets and plan against ``source``. Writes nothing."""
-        fallback = self.read_fallback()
-        matrix = self.matrix.read_state() if self.matrix is not None else None
+        """Read both targets (side by side) and plan against ``source``. Writes nothing."""
+        with ThreadPoolExecutor(2, thread_name_prefix="sync-read") as pool:
+            matrix_read = pool.submit(self.read_matrix)
+            fallback = self.read_fallback()
+            matrix = matrix_read.result()
+        return self._planned(source, fallback, matrix)
+
+    def _planned(self, source: SourceResult, fallback: FallbackState,
+                 matrix: MatrixState | None) -> SyncPlan:
         options = self.matrix.plan_options() if self.matrix is not None else PlanOptions()
         options = dataclasses.replace(options, adopt=self.adopt)
         plan = compute_plan(source, fallback, matrix or MatrixState(), options)
@@ -187,7 +197,13 @@ class Sync:
         return SyncPlan(plan, source, fallback, matrix, meta)
 
     def plan(self, *, from_snapshot: Path | None = None, strict: bool = False) -> SyncPlan:
-        return self.plan_from(self.read_source(from_snapshot=from_snapshot, strict=strict))
+        """Read the source and both targets side by side (the three are different
+        servers), then plan. Writes nothing."""
+        with ThreadPoolExecutor(2, thread_name_prefix="sync-read") as pool:
+            fallback_read = pool.submit(self.read_fallback)
+            matrix_read = pool.submit(self.read_matrix)
+            source = self.read_source(from_snapshot=from_snapshot, strict=strict)
+            return self._planned(source, fallback_read.result(), matrix_read.result())
 
     def apply(self, *, from_snapshot: Path | None = None, strict: bool = False,
               force: bool = False, reviewed: Plan | None = None,

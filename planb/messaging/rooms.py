@@ -23,11 +23,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from planb.messaging.admin_api import AdminApi, Json, MatrixApiError
 
 log = logging.getLogger(__name__)
+
+#: Read calls in flight when listing managed rooms and their members (one room's
+#: lookups are independent of another's; the admin API client keeps a connection per
+#: thread).
+READERS = 8
 
 ROOM_IN_USE = "M_ROOM_IN_USE"
 
@@ -95,21 +101,24 @@ def managed_rooms(api: AdminApi, names: RoomNames, admin_id: str) -> dict[str, s
             candidates.add(local)
     if names.announcement:
         candidates.add(names.announcement)
-    found: dict[str, str] = {}
-    for alias in sorted(candidates):
-        room_id = api.resolve_alias(alias)
-        if room_id is not None:
-            found[alias] = room_id
-    return found
+    ordered = sorted(candidates)
+    with ThreadPoolExecutor(READERS, thread_name_prefix="matrix-read") as pool:
+        resolved = pool.map(api.resolve_alias, ordered)
+        return {alias: room_id for alias, room_id in zip(ordered, resolved, strict=True)
+                if room_id is not None}
 
 
 def room_members(api: AdminApi, rooms: Mapping[str, str]) -> dict[str, frozenset[str]]:
     """Alias localpart -> localparts of the local users joined to it."""
-    members: dict[str, frozenset[str]] = {}
-    for alias, room_id in rooms.items():
+
+    def local_members(room_id: str) -> frozenset[str]:
         local = (api.localpart(uid) for uid in api.members(room_id))
-        members[alias] = frozenset(lp for lp in local if lp is not None)
-    return members
+        return frozenset(lp for lp in local if lp is not None)
+
+    aliases = list(rooms)
+    with ThreadPoolExecutor(READERS, thread_name_prefix="matrix-read") as pool:
+        found = pool.map(local_members, [rooms[a] for a in aliases])
+        return dict(zip(aliases, found, strict=True))
 
 
 def _check_whole(api: AdminApi, alias_localpart: str, room_id: str) -> None:
