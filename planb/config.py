@@ -177,6 +177,40 @@ class DeployConfig:
     timezone: str = "Europe/Paris"
 
 
+#: Titles that put an agent in the crisis cell unless planb.yml names others.
+DEFAULT_CRISIS_TITLES = (
+    "Directeur général des services", "Directrice générale des services",
+    "Directeur", "Directrice", "Directeur adjoint", "Directrice adjointe",
+)
+
+
+@dataclass(frozen=True)
+class CrisisContactConfig:
+    """Someone to call who is not (only) in the directory: an on-call line, a provider."""
+
+    name: str
+    phone: str
+    role: str = ""
+
+
+@dataclass(frozen=True)
+class CrisisCellConfig:
+    """Who is on the crisis contact sheet ('planb runbook render crisis-contacts').
+
+    An enabled agent is in the cell when they belong to one of ``groups`` (directory
+    group names, as in memberOf) or hold one of ``titles`` (whole title, ignoring
+    case and accents). ``contacts`` are printed at the top of the sheet and in every runbook.
+    """
+
+    groups: list[str] = field(default_factory=list)
+    titles: list[str] = field(default_factory=lambda: list(DEFAULT_CRISIS_TITLES))
+    contacts: list[CrisisContactConfig] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.groups and not self.titles:
+            raise ValueError("set groups or titles (or both): the crisis cell would be empty")
+
+
 @dataclass(frozen=True)
 class SiteConfig:
     """One site: everything planb knows about it, validated."""
@@ -192,6 +226,7 @@ class SiteConfig:
     #: Present only in lab sites (written by 'planb lab up').
     lab: LabConfig | None = None
     deploy: DeployConfig = field(default_factory=DeployConfig)
+    crisis_cell: CrisisCellConfig = field(default_factory=CrisisCellConfig)
     #: The file this was loaded from (not a YAML key).
     source: Path = field(
         default=Path(DEFAULT_CONFIG_NAME), compare=False, metadata={"internal": True}

