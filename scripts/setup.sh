@@ -6,12 +6,14 @@ cd "$(dirname "$0")/.."
 
 # Debian packages: the lab (systemd-nspawn, debootstrap, a bridge, SSH), the offline
 # bundle builder (Debian's own Python 3.11 with pip, the same as the hosts', libpq
-# headers and a compiler for the psycopg2 wheel), and Python's venv.
+# headers and a compiler for the psycopg2 wheel), Python's venv, and Chromium for the
+# reports' accessibility check (with npm for axe-core, unless npm is already there).
 APT_PACKAGES=(
   systemd-container debootstrap iproute2 openssh-client util-linux
   python3 python3-venv python3-pip python3-dev libpq-dev gcc
-  ca-certificates
+  ca-certificates chromium
 )
+command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(nodejs npm)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -32,3 +34,6 @@ echo "== installing planb into .venv"
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[dev]'
 .venv/bin/planb --version
+
+echo "== installing axe-core (tools/a11y) for the reports' accessibility check"
+npm ci --prefix tools/a11y --no-audit --no-fund

@@ -1,9 +1,11 @@
-"""``planb report``: list, show and verify the signed journals of drills and failovers."""
+"""``planb report``: list, show, verify, export, trend and annotate the signed journals."""
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,17 +14,31 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.markup import escape
 from rich.table import Table
 
-from planb.cli.context import console, options, print_json
-from planb.errors import PlanbError
-from planb.reports.keys import KeyPaths, load_public_key, site_public_keys
-from planb.reports.store import JournalStore, journals_dir
+from planb.cli.context import console, err_console, options, print_json
+from planb.cli.keys_cmd import PassphraseEnvOption, PassphraseFileOption
+from planb.drills.records import resolve_operator
+from planb.errors import PlanbError, UsageError
+from planb.reports.annotate import annotate as annotate_journal
+from planb.reports.files import write_atomic
+from planb.reports.journal import StoredJournal
+from planb.reports.keys import (
+    KeyPaths,
+    PassphraseSource,
+    load_public_key,
+    load_signer,
+    site_public_keys,
+)
+from planb.reports.render import render_report, render_trend
+from planb.reports.render.load import load_docs
+from planb.reports.store import JournalNotFound, JournalStore, journals_dir
 from planb.reports.summary import summarise
 from planb.reports.verify import JournalCheck, VerificationFailed, verify_directory
 
 log = logging.getLogger(__name__)
 
 app = typer.Typer(
-    help="List, show and verify the signed, hash-chained journals of drills and failovers.",
+    help="List, show, verify and export the signed, hash-chained journals of drills and "
+    "failovers; draw the drills' trend; add signed observations and actions.",
     no_args_is_help=True,
 )
 
@@ -39,6 +55,20 @@ DirOption = Annotated[
                  help="Journals folder (default: the site's <state dir>/journals)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+IdArgument = Annotated[str, typer.Argument(metavar="ID",
+                                           help="Seq number, id (or its start), or file name.")]
+OutputOption = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", metavar="FILE", dir_okay=False,
+                 help="Write to FILE instead of standard output."),
+]
+
+
+class Format(StrEnum):
+    html = "html"
+    md = "md"
+    json = "json"
+    junit = "junit"
 
 
 def _state_dir(ctx: typer.Context) -> Path:
@@ -137,8 +167,7 @@ def list_(
 @app.command("show")
 def show(
     ctx: typer.Context,
-    journal: Annotated[str, typer.Argument(metavar="ID",
-                                           help="Seq number, id (or its start), or file name.")],
+    journal: IdArgument,
     directory: DirOption = None,
     public_key: PublicKeyOption = None,
     json_output: JsonOption = False,
@@ -149,7 +178,7 @@ def show(
     """
     folder = directory or journals_dir(_state_dir(ctx))
     store = JournalStore(folder)
-    found = store.get(journal)
+    found = _find(store, journal)
     if json_output:
         print_json(json.loads(found.path.read_bytes()))
         return
@@ -183,8 +212,112 @@ def show(
         payload.add_row(escape(key), escape(_brief(value)))
     console.print(payload)
     for addendum in store.addenda(envelope.id):
-        console.print(f"addendum: {addendum.path.name} ({addendum.envelope.created_at})",
-                      highlight=False)
+        _print_addendum(addendum)
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    journal: IdArgument,
+    fmt: Annotated[Format, typer.Option(
+        "--format", "-f", help="html: one self-contained accessible page; md: Markdown; "
+        "json: the report's sections and the journal; junit: JUnit XML for CI.")] = Format.html,
+    output: OutputOption = None,
+    directory: DirOption = None,
+    public_key: PublicKeyOption = None,
+) -> None:
+    """Render one journal as an exercise report, with its addenda.
+
+    The report holds scope, objectives and the outcome against each, participants,
+    the timeline of steps, checks and probes, observations, recommendations and
+    follow-up actions, versions, footprint, and the signature state and key
+    fingerprint. Sampled agents appear as pseudonyms.
+    """
+    folder = directory or journals_dir(_state_dir(ctx))
+    found = _find(JournalStore(folder), journal)
+    docs = load_docs(folder, _keys(ctx, public_key, required=False))
+    doc = next(d for d in docs if d.file == found.path.name)
+    addenda = [d for d in docs if d.data.get("kind") == "addendum"
+               and isinstance(d.payload.get("target"), dict)
+               and d.payload["target"].get("id") == found.id]
+    _emit(render_report(fmt.value, doc, addenda), output)
+
+
+@app.command("trend")
+def trend(
+    ctx: typer.Context,
+    output: OutputOption = None,
+    directory: DirOption = None,
+    public_key: PublicKeyOption = None,
+) -> None:
+    """One HTML page over all drills: RTO against the objective and the pass rate.
+
+    Charts are inline SVG, each with a data table; the page is self-contained.
+    """
+    folder = directory or journals_dir(_state_dir(ctx))
+    _emit(render_trend(load_docs(folder, _keys(ctx, public_key, required=False))), output)
+
+
+@app.command("annotate")
+def annotate(
+    ctx: typer.Context,
+    journal: IdArgument,
+    observation: Annotated[list[str] | None, typer.Option(
+        "--observation", metavar="TEXT", help="What was observed (repeatable).")] = None,
+    action: Annotated[list[str] | None, typer.Option(
+        "--action", metavar="TEXT",
+        help="A recommendation or follow-up action (repeatable).")] = None,
+    author: Annotated[str | None, typer.Option(
+        "--author", metavar="NAME", help="Who writes it (default: $SUDO_USER, $USER).")] = None,
+    passphrase_file: PassphraseFileOption = None,
+    passphrase_env: PassphraseEnvOption = None,
+) -> None:
+    """Add observations and follow-up actions to a journal as a signed addendum.
+
+    The addendum is a new journal in the chain (kind 'addendum') that pins the
+    annotated journal by id and SHA-256; the journal itself is never changed.
+    Reports of it ('report show', 'report export') show its addenda.
+    """
+    if not observation and not action:
+        raise UsageError("give at least one --observation TEXT or --action TEXT")
+    state = _state_dir(ctx)
+    folder = journals_dir(state)
+    target = _find(JournalStore(folder), journal)  # before asking for the key
+    signer = load_signer(KeyPaths.for_state_dir(state),
+                         PassphraseSource(file=passphrase_file, env=passphrase_env))
+    stored = annotate_journal(JournalStore(folder, signer), target.path.name,
+                              observations=observation or [], actions=action or [],
+                              author=resolve_operator(author))
+    console.print(f"addendum {stored.path.name} to {target.path.name}, signed with "
+                  f"{signer.fingerprint}", highlight=False, soft_wrap=True)
+
+
+def _find(store: JournalStore, ref: str) -> StoredJournal:
+    """The journal ``ref`` names; an unknown one is a usage error (exit 2)."""
+    try:
+        return store.get(ref)
+    except JournalNotFound as exc:
+        raise UsageError(str(exc), hint=exc.hint) from None
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    write_atomic(output, text.encode("utf-8"))
+    err_console.print(f"wrote {output}", highlight=False)
+
+
+def _print_addendum(addendum: StoredJournal) -> None:
+    payload = addendum.payload
+    author = str(payload.get("author") or "?")
+    console.print(f"addendum {addendum.path.name} by {escape(author)} "
+                  f"({addendum.envelope.created_at})", highlight=False)
+    for label, key in (("observation", "observations"), ("action", "actions")):
+        items = payload.get(key)
+        for item in items if isinstance(items, list) else []:
+            console.print(f"  {label}: {escape(str(item))}", highlight=False, soft_wrap=True)
 
 
 def _print_checks(checks: tuple[JournalCheck, ...], *, title: str) -> None:

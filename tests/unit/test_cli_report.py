@@ -162,10 +162,107 @@ def test_report_list_and_show(site: Path) -> None:
     assert paths[1].name in shown.output and "31 s / 60 s" in shown.output
     whole = json.loads(runner.invoke(app, ["report", "show", "2", "--json"]).stdout)
     assert whole["seq"] == 2 and whole["payload"]["rto_seconds"] == 31
-    assert runner.invoke(app, ["report", "show", "9"]).exit_code == 1
+    unknown = runner.invoke(app, ["report", "show", "9"])
+    assert unknown.exit_code == 2 and "no journal matches '9'" in unknown.output
 
 
 def test_report_list_without_journals_or_key(site: Path) -> None:
     result = runner.invoke(app, ["report", "list"])
     assert result.exit_code == 0
     assert "no journals" in result.output
+
+
+# -- export, trend, annotate ----------------------------------------------------------
+
+
+def _real_drills(state: Path) -> list[Path]:
+    """Three drill journals as DrillJournal writes them (pass, deviated, failed)."""
+    from tests.unit.test_drills_scenario import make_site
+    from tests.unit.test_reports_render_model import write_drills
+
+    site = make_site(state.parent)
+    assert site.state_dir == state
+    return [j.path for j in write_drills(site)]
+
+
+def test_report_export_html_md_json_junit(site: Path, tmp_path: Path) -> None:
+    assert runner.invoke(app, ["keys", "init"]).exit_code == 0
+    paths = _real_drills(site)
+    out = tmp_path / "drill.html"
+    html = runner.invoke(app, ["report", "export", "2", "-o", str(out)])
+    assert html.exit_code == 0, html.output
+    page = out.read_text("utf-8")
+    assert page.startswith("<!DOCTYPE html>") and '<html lang="en">' in page
+    assert "DEVIATED" in page and "✔</span> VALID" in page
+    md = runner.invoke(app, ["report", "export", paths[0].name, "--format", "md"])
+    assert md.exit_code == 0 and md.stdout.startswith("# Drill report: primary-outage")
+    data = json.loads(runner.invoke(app, ["report", "export", "3", "-f", "json"]).stdout)
+    assert data["journal"]["seq"] == 3 and data["report"]["status"]["word"] == "FAILED"
+    junit = runner.invoke(app, ["report", "export", "3", "-f", "junit"])
+    assert junit.exit_code == 0 and "<testsuites" in junit.stdout
+    bad = runner.invoke(app, ["report", "export", "3", "-f", "pdf"])
+    assert bad.exit_code == 2
+
+
+def test_report_export_without_key_says_not_checked(site: Path, tmp_path: Path) -> None:
+    assert runner.invoke(app, ["keys", "init"]).exit_code == 0
+    _real_drills(site)
+    (site / "keys" / "signing.pub").unlink()
+    md = runner.invoke(app, ["report", "export", "1", "-f", "md"])
+    assert md.exit_code == 0, md.output
+    assert "? NOT CHECKED" in md.stdout
+
+
+def test_report_export_unknown_id_is_usage_error(site: Path) -> None:
+    assert runner.invoke(app, ["keys", "init"]).exit_code == 0
+    _real_drills(site)
+    result = runner.invoke(app, ["report", "export", "feedbeef"])
+    assert result.exit_code == 2
+    assert "no journal matches 'feedbeef'" in result.output
+
+
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_report_trend(site: Path, tmp_path: Path, count: int) -> None:
+    assert runner.invoke(app, ["keys", "init"]).exit_code == 0
+    paths = _real_drills(site)
+    for path in paths[count:]:
+        path.unlink()
+        path.with_suffix(".sig").unlink()
+    out = tmp_path / "trend.html"
+    result = runner.invoke(app, ["report", "trend", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    page = out.read_text("utf-8")
+    assert f"{count} drill(s)" in page
+    assert page.count("<svg") == (2 if count else 0)
+
+
+def test_report_annotate_then_show_export_list_verify(site: Path) -> None:
+    assert runner.invoke(app, ["keys", "init"]).exit_code == 0
+    paths = _real_drills(site)
+    result = runner.invoke(app, ["report", "annotate", "2", "--observation", "Synapse slow",
+                                 "--observation", "DNS fine", "--action", "Pre-warm caches",
+                                 "--author", "Agnès"])
+    assert result.exit_code == 0, result.output
+    assert "addendum 000004-addendum-" in result.output
+    assert runner.invoke(app, ["report", "verify"]).exit_code == 0
+    rows = json.loads(runner.invoke(app, ["report", "list", "--json"]).stdout)
+    assert [r["kind"] for r in rows] == ["drill", "drill", "drill", "addendum"]
+    assert rows[3]["signature"] == "valid"
+    shown = runner.invoke(app, ["report", "show", paths[1].name])
+    assert shown.exit_code == 0
+    assert "observation: Synapse slow" in shown.output and "action: Pre-warm caches" in shown.output
+    md = runner.invoke(app, ["report", "export", "2", "-f", "md"]).stdout
+    assert "- Synapse slow (Agnès," in md and "- Pre-warm caches (Agnès," in md
+    assert "**annotated the report**: Agnès" in md
+    other = runner.invoke(app, ["report", "export", "1", "-f", "md"]).stdout
+    assert "Synapse slow" not in other
+
+
+def test_report_annotate_refusals(site: Path) -> None:
+    assert runner.invoke(app, ["keys", "init"]).exit_code == 0
+    _real_drills(site)
+    unknown = runner.invoke(app, ["report", "annotate", "deadbeef", "--observation", "x"])
+    assert unknown.exit_code == 2 and "no journal matches 'deadbeef'" in unknown.output
+    nothing = runner.invoke(app, ["report", "annotate", "1"])
+    assert nothing.exit_code == 2 and "at least one" in nothing.output
+    assert len(list((site / "journals").glob("0*.json"))) == 3
