@@ -8,7 +8,8 @@ are what ``planb report list`` and ``show`` put in their columns:
 - ``rto_seconds`` (number or null): the measured recovery time.
 - ``rto_objective_seconds`` (number): the objective it was measured against.
 
-An ``rto`` object with ``seconds`` / ``objective_seconds`` is read as well.
+Drill journals (:mod:`planb.drills.records`) nest them: ``scenario.name``,
+``rto.seconds`` and ``objective.rto_seconds``; those are read as well.
 """
 
 from __future__ import annotations
@@ -40,15 +41,22 @@ class PayloadSummary:
 
 def summarise(payload: Mapping[str, Any]) -> PayloadSummary:
     """Pick scenario, status and RTO out of ``payload``; anything missing or odd is None."""
-    rto = payload.get("rto")
-    nested = rto if isinstance(rto, Mapping) else {}
+    rto = _mapping(payload.get("rto"))
+    objective = _mapping(payload.get("objective"))
+    scenario = payload.get("scenario")
     return PayloadSummary(
-        scenario=_text(payload.get("scenario")),
+        scenario=_text(_mapping(scenario).get("name") if isinstance(scenario, Mapping)
+                       else scenario),
         status=_text(payload.get("status")),
-        rto_seconds=_number(payload.get("rto_seconds", nested.get("seconds"))),
-        rto_objective_seconds=_number(
-            payload.get("rto_objective_seconds", nested.get("objective_seconds"))),
+        rto_seconds=_number(payload.get("rto_seconds", rto.get("seconds"))),
+        rto_objective_seconds=_number(payload.get(
+            "rto_objective_seconds", rto.get("objective_seconds",
+                                             objective.get("rto_seconds")))),
     )
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def _text(value: Any) -> str | None:
