@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -181,7 +182,10 @@ def plan_command(
 
 
 class _Bars:
-    """One rich progress bar per apply phase, shown from the first write on."""
+    """One rich progress bar per apply phase, shown from the first write on; without a
+    terminal (a nightly job's log) a plain line per phase every LOG_EVERY seconds."""
+
+    LOG_EVERY = 30.0
 
     def __init__(self) -> None:
         self.progress = Progress(TextColumn("{task.description:>8}"), BarColumn(),
@@ -189,12 +193,29 @@ class _Bars:
                                  console=err_console)
         self.tasks: dict[str, TaskID] = {}
         self.started = False
+        self.logged: dict[str, float] = {}
+        self.began = time.monotonic()
+
+    def _log_line(self, phase: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        last = self.logged.get(phase)
+        if done != total and last is not None and now - last < self.LOG_EVERY:
+            return
+        if done == total and last == float("inf"):
+            return
+        self.logged[phase] = float("inf") if done == total else now
+        share = f" ({100 * done / total:.0f} %)" if total else ""
+        err_console.print(f"{phase}: {done}/{total}{share}, {now - self.began:.0f} s",
+                          highlight=False)
 
     def stop(self) -> None:
         if self.started:
             self.progress.stop()
 
     def __call__(self, phase: str, done: int, total: int) -> None:
+        if not err_console.is_terminal:
+            self._log_line(phase, done, total)
+            return
         if not self.started:
             self.progress.start()
             self.started = True
