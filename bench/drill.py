@@ -3,7 +3,7 @@ delivery latency, and a login storm next to a plain concurrent login loop.
 
     cd <lab site> && /work/main/.venv/bin/python /work/main/bench/drill.py [--storm 200]
 
-- each scenario (default: the three shipped ones) runs as ``planb drill run`` would,
+- each scenario (default: the four shipped ones) runs as ``planb drill run`` would,
   with its signed journal;
 - announcement latency: LISTENERS agents (default 100) log in and long-poll /sync;
   then planb.messaging's ``announce`` posts a message; each agent's delay from the
@@ -42,7 +42,7 @@ from planb.failover.machine import Failover
 from planb.lab.agents import agent_password
 from planb.verify.probes import _fallback_address
 
-SCENARIOS = ("primary-outage", "messaging-crash", "directory-crash")
+SCENARIOS = ("primary-outage", "primary-stopped", "messaging-crash", "directory-crash")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -166,7 +166,7 @@ def line(name: str, wall: float, latencies: list[float], errors: list[str]) -> f
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path)
-    parser.add_argument("--scenario", action="append", help="(repeatable; default: all 3)")
+    parser.add_argument("--scenario", action="append", help="(repeatable; default: all 4)")
     parser.add_argument("--skip-drills", action="store_true")
     parser.add_argument("--storm", type=int, default=200, help="agents in the login storm")
     parser.add_argument("--listeners", type=int, default=100)

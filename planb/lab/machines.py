@@ -85,11 +85,15 @@ def nspawn_pid(paths: HostPaths) -> int | None:
     except (FileNotFoundError, ValueError):
         return None
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if not cmdline and _alive(pid):
+            # Just after exec the kernel has not set the new arguments yet (reading the
+            # host right after booting it saw an empty cmdline); the name is set by then.
+            cmdline = Path(f"/proc/{pid}/comm").read_bytes().strip()
     except FileNotFoundError:
         return None
-    if not cmdline or not cmdline[0].endswith(b"systemd-nspawn"):
-        return None  # the pid was reused by something else
+    if not cmdline.split(b"\0")[0].endswith(b"systemd-nspawn"):
+        return None  # the pid was reused by something else, or it is a zombie
     return pid
 
 
