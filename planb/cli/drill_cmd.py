@@ -168,5 +168,7 @@ def run(
         console.print(f"[bold]{escape(scenario.name)}[/]: {escape(scenario.description)}")
         with Live(view, console=console, refresh_per_second=4, transient=False):
             result = runner.run(scenario)
+        if not console.is_terminal:
+            console.line()  # Live's last frame in a log ends without a newline
         _print_result(result)
     result.raise_for_outcome()
