@@ -117,7 +117,7 @@ def screenshot(page: Path, png: Path, size: str = "1280,2000") -> Path:
     png.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="planb-shot-") as tmp:
         done = _run_chromium([f"--screenshot={png}", f"--window-size={size}",
-                              "--virtual-time-budget=5000", page.as_uri()],
+                              "--virtual-time-budget=5000", page.resolve().as_uri()],
                              Path(tmp) / "profile")
     if not png.is_file():
         raise RuntimeError(f"Chromium wrote no screenshot (exit {done.returncode}): "
