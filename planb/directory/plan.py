@@ -337,8 +337,12 @@ class _Builder:
             desired[self.options.announcement_room] = (self.options.announcement_name, everyone)
         managed = set(self.assignment.by_id.values())
         managed.update(e.localpart for e in self.fallback.entries.values() if e.localpart)
+        # Synapse parts a deactivated user from every room itself, in the background:
+        # kicking them too would race it (and a re-read made meanwhile would still
+        # list them as members), so their memberships are Synapse's business.
         leaving = {c.localpart for c in self.lists["matrix_deactivations"]
                    if isinstance(c, StatusChange)}
+        leaving |= {lp for lp, user in self.matrix.users.items() if user.deactivated}
         creates, changes = [], []
         for alias in sorted(set(desired) | set(self.matrix.rooms)):
             name, wanted = desired.get(alias, ("", set()))

@@ -141,6 +141,19 @@ def test_disabled_at_source_is_deactivated_not_deleted() -> None:
     assert plan.ldap_adds == plan.ldap_updates == ()
 
 
+def test_deactivated_user_still_listed_in_a_room_is_left_to_synapse() -> None:
+    """Synapse parts deactivated users in the background: a plan made meanwhile
+    (the re-read right after an apply) must not ask for a leave."""
+    src = source(agent(1), agent(2, enabled=False))
+    fallback, matrix = synced(source(agent(1), agent(2)))
+    users = {**matrix.users, "agent2": MatrixUser("agent2", "Prénom Nom2", deactivated=True)}
+    fallback = FallbackState({i: dataclasses.replace(e, enabled=e.id != "id-00002")
+                              for i, e in fallback.entries.items()})
+    plan = compute_plan(src, fallback, MatrixState.build(users.values(), matrix.rooms))
+    assert any("agent2" in members for members in matrix.rooms.values())
+    assert plan.is_empty(), plan.summary()
+
+
 def test_gone_from_source_is_deactivated_with_reason() -> None:
     src = source(agent(1), agent(2))
     fallback, matrix = synced(src)
