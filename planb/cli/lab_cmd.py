@@ -7,15 +7,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from planb import state
-from planb.cli.context import console, options, print_json
+from planb.cli.context import console, err_console, options, print_json
 from planb.config import CONFIG_ENV, DEFAULT_CONFIG_NAME, LabConfig, SiteConfig, load_config
 from planb.errors import UsageError
 from planb.lab.agents import agent_password
 from planb.lab.lab import Lab
-from planb.lab.site import write_lab_site
+from planb.lab.site import stale_primary_url, write_lab_site
 from planb.lab.topology import build_topology
 
 app = typer.Typer(
@@ -71,6 +72,8 @@ def up(
         topology = lab_obj.up(split=split, progress=lambda msg: status.update(msg))
     assert site.lab is not None
     write_lab_site(site.base_dir, topology, lab_obj.key, site.lab)
+    if (stale := stale_primary_url(site, topology)) is not None:
+        err_console.print(f"[yellow]warning:[/] {escape(stale)}", highlight=False)
     state.set_current_site(site.source)
     _print_status(lab_obj, json_output=False)
     console.print(f"inventory: {site.inventory_dir}\nnext: planb deploy", highlight=False)

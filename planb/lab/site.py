@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from planb.config import DEFAULT_CONFIG_NAME, LabConfig
+from planb.config import DEFAULT_CONFIG_NAME, LabConfig, SiteConfig
 from planb.lab.topology import DIRECTORY, MESSAGING, PRIMARY, PROXY, Topology
 from planb.site_init import InventoryHost, SiteSpec, write_site
 
@@ -40,3 +41,23 @@ def write_lab_site(site_dir: Path, topology: Topology, ssh_key: Path, lab: LabCo
     write_site(lab_spec(topology, ssh_key, lab), site_dir, force=True,
                keep=(DEFAULT_CONFIG_NAME, "vault.yml"))
     return site_dir / DEFAULT_CONFIG_NAME
+
+
+def stale_primary_url(site: SiteConfig, topology: Topology) -> str | None:
+    """Why the kept planb.yml no longer reaches the lab's primary (the lab's subnet was
+    changed after the site was written), naming the file, line and value; else None."""
+    ldap = site.primary.ldap
+    if ldap is None:
+        return None
+    address = topology.in_group(PRIMARY)[0].address
+    if urlsplit(ldap.url).hostname == address:
+        return None
+    where = str(site.source)
+    try:
+        lines = site.source.read_text(encoding="utf-8").splitlines()
+        number = next(i for i, line in enumerate(lines, 1) if ldap.url in line)
+        where += f":{number}"
+    except (OSError, StopIteration):
+        pass
+    return (f"{where}: primary.ldap.url is {ldap.url} but the lab's primary is at {address} "
+            f"(lab.subnet changed?): set it to ldaps://{address}")
