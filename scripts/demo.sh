@@ -20,7 +20,7 @@ planb deploy
 planb verify
 
 step "sync 9,000 agents: fallback LDAP, Matrix users, department rooms, announcement room"
-# The first full sync is the long one (room memberships, ~1 hour here); nightly runs
+# The first full sync is the long one (room memberships: about half an hour here); nightly runs
 # after it only carry the day's changes. Interrupted, it resumes where it stopped.
 planb sync apply --yes
 
