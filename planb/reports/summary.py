@@ -41,21 +41,22 @@ class PayloadSummary:
 
 def summarise(payload: Mapping[str, Any]) -> PayloadSummary:
     """Pick scenario, status and RTO out of ``payload``; anything missing or odd is None."""
-    rto = _mapping(payload.get("rto"))
-    objective = _mapping(payload.get("objective"))
+    rto = as_mapping(payload.get("rto"))
+    objective = as_mapping(payload.get("objective"))
     scenario = payload.get("scenario")
     return PayloadSummary(
-        scenario=_text(_mapping(scenario).get("name") if isinstance(scenario, Mapping)
+        scenario=_text(as_mapping(scenario).get("name") if isinstance(scenario, Mapping)
                        else scenario),
         status=_text(payload.get("status")),
-        rto_seconds=_number(payload.get("rto_seconds", rto.get("seconds"))),
-        rto_objective_seconds=_number(payload.get(
+        rto_seconds=as_number(payload.get("rto_seconds", rto.get("seconds"))),
+        rto_objective_seconds=as_number(payload.get(
             "rto_objective_seconds", rto.get("objective_seconds",
                                              objective.get("rto_seconds")))),
     )
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
+def as_mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` if it is a JSON object, else an empty one."""
     return value if isinstance(value, Mapping) else {}
 
 
@@ -63,7 +64,8 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _number(value: Any) -> float | None:
+def as_number(value: Any) -> float | None:
+    """``value`` as a float if it is a JSON number (not a boolean), else None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)

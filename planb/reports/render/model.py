@@ -39,6 +39,7 @@ from planb.reports.render.view import (
     text,
     when,
 )
+from planb.reports.summary import as_mapping, as_number, summarise
 
 PHASE_NAMES = {
     "steady_state": "steady state (before)", "fault": "fault", "activate": "activate",
@@ -104,12 +105,12 @@ def build_view(doc: JournalDoc, addenda: Sequence[JournalDoc] = ()) -> ReportVie
 
 
 def _drill(p: Mapping[str, Any], names: Pseudonyms, base: dict[str, Any]) -> ReportView:
-    scenario = _map(p.get("scenario"))
+    scenario = as_mapping(p.get("scenario"))
     name = text(scenario.get("name") or p.get("scenario")) or "unnamed scenario"
     status = status_of(p.get("status"))
     rto = _rto(p)
-    steady = _map(p.get("steady_states"))
-    before, after = _map(steady.get("before")), _map(steady.get("after"))
+    steady = as_mapping(p.get("steady_states"))
+    before, after = as_mapping(steady.get("before")), as_mapping(steady.get("after"))
     steps = [*_list(before.get("probes")), *_list(p.get("run")), *_list(p.get("rollbacks")),
              *_list(after.get("probes"))]
     day = text(p.get("started_at"))[:10]
@@ -164,7 +165,8 @@ def _drill(p: Mapping[str, Any], names: Pseudonyms, base: dict[str, Any]) -> Rep
         scope=tuple((k, v) for k, v in scope if v), objectives=objectives,
         participants=tuple(participants), timeline=timeline, rounds=rounds, probes=probes,
         observations=findings + collector,
-        versions=tuple((k, text(v) or "not known") for k, v in _map(p.get("versions")).items()),
+        versions=tuple((k, text(v) or "not known")
+                       for k, v in as_mapping(p.get("versions")).items()),
         footprint=tuple(FootprintRow(text(f.get("host")), text(f.get("service")),
                                      size(f.get("memory_bytes")), size(f.get("disk_bytes")))
                         for f in _list(p.get("footprint"))),
@@ -202,9 +204,8 @@ def _failover(p: Mapping[str, Any], names: Pseudonyms, base: dict[str, Any]) -> 
 
 
 def _rto(p: Mapping[str, Any]) -> Rto:
-    rto, objective = _map(p.get("rto")), _map(p.get("objective"))
-    measured = _number(rto.get("seconds"))
-    target = _number(objective.get("rto_seconds"))
+    summary = summarise(p)
+    measured, target = summary.rto_seconds, summary.rto_objective_seconds
     if measured is None or target is None:
         outcome = status_of(None)
     else:
@@ -233,7 +234,7 @@ def _step(s: Mapping[str, Any], names: Pseudonyms, day: str = "") -> TimelineSte
                         action=text(s.get("action")), started_at=_clock(s.get("started_at"), day),
                         duration=seconds(s.get("duration_seconds")), status=status,
                         detail=detail, output=output, round=_int(s.get("round")),
-                        seconds=_number(s.get("duration_seconds")) or 0.0)
+                        seconds=as_number(s.get("duration_seconds")) or 0.0)
 
 
 def _clock(value: Any, day: str) -> str:
@@ -250,7 +251,7 @@ def _probe(step: Mapping[str, Any], probe: Mapping[str, Any], names: Pseudonyms)
                     status=status_of("ok" if probe.get("ok") else "failed"),
                     duration=seconds(probe.get("duration_seconds")),
                     detail=names.text(probe.get("detail")),
-                    seconds=_number(probe.get("duration_seconds")) or 0.0)
+                    seconds=as_number(probe.get("duration_seconds")) or 0.0)
 
 
 def _addendum(doc: JournalDoc, names: Pseudonyms) -> AddendumView:
@@ -283,10 +284,6 @@ def _register_subjects(value: Any, names: Pseudonyms) -> None:
             _register_subjects(item, names)
 
 
-def _map(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
 def _list(value: Any) -> list[Mapping[str, Any]]:
     """The objects of a JSON list (anything else in it, or a non-list, is left out)."""
     return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
@@ -295,12 +292,6 @@ def _list(value: Any) -> list[Mapping[str, Any]]:
 def _strings(value: Any) -> list[str]:
     """The non-empty strings of a JSON list."""
     return [v for v in value if isinstance(v, str) and v] if isinstance(value, list) else []
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
 
 
 def _int(value: Any) -> int | None:

@@ -7,13 +7,13 @@ next to it in the page (the table is the accessible alternative, and what prints
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from planb.reports.render import svg
 from planb.reports.render.model import JournalDoc
 from planb.reports.render.view import Status, seconds, status_of, text, when
+from planb.reports.summary import summarise
 
 
 @dataclass(frozen=True)
@@ -111,25 +111,12 @@ def build_trend(docs: Sequence[JournalDoc]) -> TrendView:
 
 def _point(doc: JournalDoc) -> TrendPoint:
     p = doc.payload
-    scenario = p.get("scenario")
-    name = scenario.get("name") if isinstance(scenario, dict) else scenario
-    rto = _map(p.get("rto"))
-    objective = _map(p.get("objective"))
+    summary = summarise(p)
     # When the drill ran (its start), else when its journal was written.
     started = text(p.get("started_at")) or text(doc.data.get("created_at"))
     return TrendPoint(seq=int(doc.data.get("seq") or 0), file=doc.file,
-                      started_at=when(started), day=started[:10], scenario=text(name) or "?",
-                      status=status_of(p.get("status")),
-                      rto_seconds=_number(rto.get("seconds")),
-                      objective_seconds=_number(objective.get("rto_seconds")),
+                      started_at=when(started), day=started[:10],
+                      scenario=summary.scenario or "?", status=status_of(p.get("status")),
+                      rto_seconds=summary.rto_seconds,
+                      objective_seconds=summary.rto_objective_seconds,
                       signature=status_of(doc.verification.state))
-
-
-def _map(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
