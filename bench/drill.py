@@ -40,7 +40,7 @@ from planb.drills.scenario import load_scenario
 from planb.failover.announce_action import announcement_module
 from planb.failover.machine import Failover
 from planb.lab.agents import agent_password
-from planb.verify.probes import _fallback_address
+from planb.verify.probes import close_client, fallback_address
 
 SCENARIOS = ("primary-outage", "primary-stopped", "messaging-crash", "directory-crash")
 
@@ -72,14 +72,6 @@ async def _login(client: AsyncClient, password: str) -> tuple[bool, float, str]:
     return ok, time.monotonic() - t0, "" if ok else str(getattr(answer, "status_code", answer))
 
 
-async def _close(client: AsyncClient) -> None:
-    try:
-        if client.access_token:
-            await client.logout()
-    finally:
-        await client.close()
-
-
 async def storm(site: SiteConfig, address: str, accounts: list[tuple[str, str]]
                 ) -> tuple[float, list[float], list[str]]:
     """Every account logs in at once: (wall seconds, latencies, errors)."""
@@ -88,7 +80,7 @@ async def storm(site: SiteConfig, address: str, accounts: list[tuple[str, str]]
     results = await asyncio.gather(*(_login(c, p) for c, (_, p) in zip(clients, accounts,
                                                                        strict=True)))
     wall = time.monotonic() - start
-    await asyncio.gather(*(_close(c) for c in clients), return_exceptions=True)
+    await asyncio.gather(*(close_client(c) for c in clients), return_exceptions=True)
     return wall, [s for ok, s, _ in results if ok], [e for ok, _, e in results if not ok]
 
 
@@ -105,7 +97,7 @@ async def loop(site: SiteConfig, address: str, accounts: list[tuple[str, str]],
             client = client_for(site, login, address, 120)
             ok, seconds, error = await _login(client, password)
             (latencies.append(seconds) if ok else errors.append(error))
-            await _close(client)
+            await close_client(client)
 
     start = time.monotonic()
     await asyncio.gather(*(worker() for _ in range(in_flight)))
@@ -142,7 +134,7 @@ async def latency(site: SiteConfig, address: str, accounts: list[tuple[str, str]
     report = await asyncio.to_thread(announce, site, marker, catch_up_seconds=0)
     print(f"  announce: {report.summary()}")
     await asyncio.gather(*listeners)
-    await asyncio.gather(*(_close(c) for c in clients), return_exceptions=True)
+    await asyncio.gather(*(close_client(c) for c in clients), return_exceptions=True)
     print(f"  {len(seen)}/{len(ready)} listeners saw it (of {len(accounts)} asked)")
     # announce() first opens its tunnel and reads users and members, then sends (no
     # catch-up here): the send started report.seconds - report.send_seconds after the call.
@@ -192,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     store = site_store(site)
     failover = Failover(site, default_registry(site, store), store)
     failover.activate("bench/drill.py: latency and login storm", operator="bench", drill=True)
-    address = _fallback_address(site)
+    address = fallback_address(site)
     try:
         print("announcement delivery latency:")
         module, needs = announcement_module()

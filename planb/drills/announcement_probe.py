@@ -25,7 +25,7 @@ from nio import (
 
 from planb.config import SiteConfig
 from planb.verify.endpoints import tls_context
-from planb.verify.probes import TIMELINE_LIMIT, _fallback_address, _PinnedResolver, room_filter
+from planb.verify.probes import TIMELINE_LIMIT, _PinnedResolver, fallback_address, room_filter
 
 log = logging.getLogger(__name__)
 
@@ -121,5 +121,5 @@ async def _all(site: SiteConfig, accounts: Sequence[tuple[str, str]], marker: st
 def check_announcement(site: SiteConfig, accounts: Sequence[tuple[str, str]], marker: str, *,
                        room: str = DEFAULT_ROOM, timeout: float = 30.0) -> list[Seen]:
     """For each (login, password): do they see a message holding ``marker`` in the room?"""
-    address = _fallback_address(site)
+    address = fallback_address(site)
     return asyncio.run(_all(site, accounts, marker, room_alias(site, room), address, timeout))

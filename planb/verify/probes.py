@@ -117,7 +117,8 @@ class _PinnedResolver(AbstractResolver):
         return None
 
 
-def _fallback_address(site: SiteConfig) -> str:
+def fallback_address(site: SiteConfig) -> str:
+    """The address of the fallback's proxy host (nginx), from the inventory."""
     from planb.verify.inventory import load_hosts
 
     proxies = [h for h in load_hosts(site) if "fallback_proxy" in h.groups]
@@ -135,7 +136,7 @@ def run_probes(site: SiteConfig, agents: Sequence[Account], *, address: str | No
     """
     if len(agents) < 2:
         raise PlanbError("probes need at least two agents (login, password)")
-    target = address or _fallback_address(site)
+    target = address or fallback_address(site)
     nio_log = logging.getLogger("nio")
     if nio_log.level == logging.NOTSET:  # nio logs refused logins as schema errors
         nio_log.setLevel(logging.ERROR)
@@ -164,7 +165,7 @@ async def _probe_all(site: SiteConfig, agents: list[Account], address: str,
             if not r.ok and not r.detail:
                 r.detail = f"no answer within {timeout:.0f} s"
     finally:
-        await asyncio.gather(*(_close(c) for c in clients), return_exceptions=True)
+        await asyncio.gather(*(close_client(c) for c in clients), return_exceptions=True)
     for r in results:
         r.total_seconds = time.monotonic() - start
     return results
@@ -258,7 +259,8 @@ async def _receive(client: AsyncClient, room_id: str, body: str, sent_at: float,
             return
 
 
-async def _close(client: AsyncClient) -> None:
+async def close_client(client: AsyncClient) -> None:
+    """Log out (if logged in) and close ``client``'s session, whatever happens."""
     try:
         if client.access_token:
             await client.logout()
