@@ -34,42 +34,13 @@ from planb.directory.fallback_ldap import Layout, add_attributes, group_jobs
 from planb.directory.plan import Plan
 from planb.directory.sync import Sync
 from planb.lab.agents import ldif_line
+from planb.lab.fallback_reset import empty_fallback
+from planb.lab.lab import Lab
 from planb.messaging.admin_api import AdminApi, quote
 from planb.messaging.announce import announce_with
 from planb.messaging.apply import MatrixApplier
 from planb.messaging.sync_target import SynapseTarget, read_token, target_for
 
-EMPTY_FALLBACK = r'''
-import base64, os, subprocess, time
-suffix = SUFFIX.lower()
-subprocess.run(["systemctl", "stop", "slapd"], check=True)
-dump = subprocess.run(["slapcat", "-n1", "-o", "ldif-wrap=no"], check=True,
-                      capture_output=True, text=True).stdout
-keep = []
-for block in dump.split("\n\n"):
-    block = block.strip()
-    if not block:
-        continue
-    first = block.split("\n", 1)[0]
-    dn = (base64.b64decode(first[4:].strip()).decode() if first.startswith("dn::")
-          else first[3:].strip()).lower()
-    if dn.endswith(",ou=people," + suffix) or dn.endswith(",ou=groups," + suffix):
-        continue
-    keep.append(block)
-with open("/root/planb-base.ldif", "w") as handle:
-    handle.write("\n\n".join(keep) + "\n")
-for name in ("data.mdb", "lock.mdb"):
-    if os.path.exists("/var/lib/ldap/" + name):
-        os.remove("/var/lib/ldap/" + name)
-subprocess.run(["slapadd", "-q", "-n1", "-l", "/root/planb-base.ldif"], check=True)
-subprocess.run(["chown", "-R", "openldap:openldap", "/var/lib/ldap"], check=True)
-subprocess.run(["systemctl", "start", "slapd"], check=True)
-for _ in range(50):
-    if subprocess.run(["ldapwhoami", "-Q", "-Y", "EXTERNAL", "-H", "ldapi:///"],
-                      capture_output=True).returncode == 0:
-        break
-    time.sleep(0.2)
-'''
 LDAPADD = ("import time,subprocess; t=time.monotonic(); subprocess.run(['ldapadd','-Q','-Y',"
            "'EXTERNAL','-H','ldapi:///','-f','/root/agents.ldif'],check=True,"
            "stdout=subprocess.DEVNULL); print(time.monotonic()-t)")
@@ -88,8 +59,7 @@ def on_fallback(site: SiteConfig, *cmd: str, stdin: str | None = None) -> str:
 
 
 def empty_ldap(site: SiteConfig) -> None:
-    script = f"SUFFIX = {site.fallback.ldap_suffix!r}\n{EMPTY_FALLBACK}"
-    on_fallback(site, "python3", "-", stdin=script)
+    empty_fallback(Lab(site), site)
 
 
 def ldif_for(plan: Plan, layout: Layout) -> tuple[str, int]:

@@ -37,45 +37,12 @@ from planb.directory.targets import FallbackState
 from planb.errors import EXIT_ERROR, EXIT_USAGE
 from planb.failover.state import freeze_sync, unfreeze_sync
 from planb.lab.agents import agent_password
-from planb.lab.lab import Lab
+from planb.lab.fallback_reset import empty_fallback
 from tests.integration.conftest import LabSession
 
 pytestmark = pytest.mark.lab
 runner = CliRunner()
 
-EMPTY_FALLBACK = r'''
-import base64, os, subprocess, time
-suffix = SUFFIX.lower()
-subprocess.run(["systemctl", "stop", "slapd"], check=True)
-dump = subprocess.run(["slapcat", "-n1", "-o", "ldif-wrap=no"], check=True,
-                      capture_output=True, text=True).stdout
-keep = []
-for block in dump.split("\n\n"):
-    block = block.strip()
-    if not block:
-        continue
-    first = block.split("\n", 1)[0]
-    dn = (base64.b64decode(first[4:].strip()).decode() if first.startswith("dn::")
-          else first[3:].strip()).lower()
-    # Agents and groups go; what the sync does not manage (the probe accounts) stays.
-    agent = dn.endswith(",ou=people," + suffix) and "objectClass: planbAgent" in block
-    if agent or dn.endswith(",ou=groups," + suffix):
-        continue
-    keep.append(block)
-with open("/root/planb-base.ldif", "w") as handle:
-    handle.write("\n\n".join(keep) + "\n")
-for name in ("data.mdb", "lock.mdb"):
-    if os.path.exists("/var/lib/ldap/" + name):
-        os.remove("/var/lib/ldap/" + name)
-subprocess.run(["slapadd", "-q", "-n1", "-l", "/root/planb-base.ldif"], check=True)
-subprocess.run(["chown", "-R", "openldap:openldap", "/var/lib/ldap"], check=True)
-subprocess.run(["systemctl", "start", "slapd"], check=True)
-for _ in range(50):
-    if subprocess.run(["ldapwhoami", "-Q", "-Y", "EXTERNAL", "-H", "ldapi:///"],
-                      capture_output=True).returncode == 0:
-        break
-    time.sleep(0.2)
-'''
 
 
 @pytest.fixture(scope="module")
@@ -91,17 +58,6 @@ def site(lab: LabSession) -> SiteConfig:
 def cli(site: SiteConfig, *args: str) -> tuple[int, str, str]:
     done = runner.invoke(app, ["--config", str(site.source), *args])
     return done.exit_code, done.stdout, done.stderr
-
-
-def empty_fallback(lab: Lab, site: SiteConfig) -> None:
-    """Drop every agent and group from the fallback (offline, as a fresh install).
-
-    The deploy's probe accounts are not the sync's: they stay, as after a fresh deploy.
-    """
-    script = f"SUFFIX = {site.fallback.ldap_suffix!r}\n{EMPTY_FALLBACK}"
-    done = subprocess.run(lab.ssh_argv("fallback", ["python3 -"]), input=script,
-                          capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
 
 
 def fallback_state(site: SiteConfig) -> FallbackState:
