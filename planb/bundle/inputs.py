@@ -11,7 +11,7 @@ from pathlib import Path
 import planb
 from planb.errors import ConfigError
 
-BUNDLE_INPUTS = planb.PROJECT_ROOT / "playbooks" / "bundle"
+BUNDLE_INPUTS = planb.PLAYBOOKS_DIR / "bundle"
 DEBS_FILE = BUNDLE_INPUTS / "debs.txt"
 REQUIREMENTS_FILE = BUNDLE_INPUTS / "synapse-requirements.in"
 #: Bumped when the way a bundle is built changes, so old bundles are rebuilt.

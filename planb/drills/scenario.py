@@ -26,13 +26,13 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
 
-from planb.drills.actions import ActionRegistry
+import planb
+from planb.engine.actions import ActionRegistry
 from planb.errors import ConfigError, UsageError
 from planb.schema import load_yaml_as
 
@@ -237,7 +237,7 @@ def load_scenario_file(path: Path, registry: ActionRegistry) -> Scenario:
 
 def shipped_scenarios_dir() -> Path:
     """The scenarios shipped inside the package."""
-    return Path(str(resources.files("planb") / "data" / "scenarios"))
+    return planb.data_path("scenarios")
 
 
 def scenario_files(state_dir: Path | None) -> dict[str, Path]:

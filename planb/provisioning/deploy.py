@@ -16,7 +16,7 @@ from planb.schema import as_plain
 
 log = logging.getLogger(__name__)
 
-SITE_PLAYBOOK = planb.PROJECT_ROOT / "playbooks" / "site.yml"
+SITE_PLAYBOOK = planb.PLAYBOOKS_DIR / "site.yml"
 
 
 def check_inventory(site: SiteConfig) -> Path:

@@ -35,7 +35,7 @@ from planb.provisioning.results import EventTally, PlaybookResult, ProgressEvent
 
 log = logging.getLogger(__name__)
 
-ROLES_PATH = planb.PROJECT_ROOT / "playbooks" / "roles"
+ROLES_PATH = planb.PLAYBOOKS_DIR / "roles"
 #: Name of the artifacts sub-folder inside a run dir (ansible-runner's "ident").
 ARTIFACTS_IDENT = "ansible"
 FORKS = 10

@@ -23,12 +23,12 @@ import shlex
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+import planb
 from planb.config import SiteConfig
 from planb.errors import UsageError
 
@@ -67,7 +67,7 @@ class RenderedRunbook:
 
 def shipped_dir() -> Path:
     """The templates shipped in the package."""
-    return Path(str(resources.files("planb") / "data" / RUNBOOKS_DIR))
+    return planb.data_path(RUNBOOKS_DIR)
 
 
 def template_dirs(site: SiteConfig) -> list[tuple[str, Path]]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from planb import PROJECT_ROOT
+from planb import PLAYBOOKS_DIR
 from planb.config import SiteConfig
 from planb.lab.lab import Lab
 from planb.provisioning import PlaybookResult, new_run_dir, run_playbook
@@ -31,7 +31,7 @@ from tests.integration.conftest import LabSession
 pytestmark = pytest.mark.lab
 
 HOST = "fallback"
-FAILOVER = PROJECT_ROOT / "playbooks" / "failover.yml"
+FAILOVER = PLAYBOOKS_DIR / "failover.yml"
 PROBE_USER = "probe-local"
 PROBE_PASSWORD = "probe-local-password-1"
 

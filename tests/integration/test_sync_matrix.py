@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from planb import PROJECT_ROOT
+from planb import PLAYBOOKS_DIR
 from planb.config import SiteConfig
 from planb.directory.identifiers import localpart_for, room_aliases
 from planb.directory.ldap_source import read_primary
@@ -42,7 +42,7 @@ from tests.integration.conftest import LabSession
 from tests.integration.test_sync_ldap import cli
 
 pytestmark = pytest.mark.lab
-FAILOVER = PROJECT_ROOT / "playbooks" / "failover.yml"
+FAILOVER = PLAYBOOKS_DIR / "failover.yml"
 
 
 @pytest.fixture(scope="module")

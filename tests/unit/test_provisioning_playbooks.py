@@ -15,7 +15,7 @@ import yaml
 import planb
 from planb.provisioning.runner import ansible_env
 
-PLAYBOOKS = planb.PROJECT_ROOT / "playbooks"
+PLAYBOOKS = planb.PLAYBOOKS_DIR
 # The roles checked here. Roles from later issues can be added once they are complete
 # (or this can become every folder of playbooks/roles/).
 ROLES = [PLAYBOOKS / "roles" / name for name in ("common",)]

@@ -28,7 +28,7 @@ def test_run_dirs_are_named_by_utc_time_and_playbook_and_never_reused(tmp_path: 
 def test_ansible_env_points_at_planbs_roles_and_runs_unattended() -> None:
     env = ansible_env()
     roles = Path(env["ANSIBLE_ROLES_PATH"])
-    assert roles == planb.PROJECT_ROOT / "playbooks" / "roles"
+    assert roles == planb.PLAYBOOKS_DIR / "roles"
     assert (roles / "common" / "tasks" / "main.yml").is_file()
     assert env["ANSIBLE_HOST_KEY_CHECKING"] == "False"
     assert env["ANSIBLE_PIPELINING"] == "True"
