@@ -62,6 +62,8 @@ class SiteSpec:
     primary_bind_dn: str = "cn=planb-reader,dc=example,dc=org"
     primary_password_file: str = "secrets/primary-bind-password"
     primary_ca_file: str | None = None
+    #: Entries per page of the primary search; None: the default (500).
+    primary_page_size: int | None = None
     timezone: str = "Europe/Paris"
     hosts: tuple[InventoryHost, ...] = (InventoryHost("fallback1", "192.0.2.10"),)
     #: Inventory group -> host names.

@@ -10,6 +10,14 @@ from planb.lab.topology import DIRECTORY, MESSAGING, PRIMARY, PROXY, Topology
 from planb.site_init import InventoryHost, SiteSpec, write_site
 
 LAB_SITE = "lab"
+#: The lab's primary search page size: below the agent count, so every lab sync reads
+#: several pages (a search that stopped after the first page would lose agents).
+LAB_PAGE_SIZE = 100
+
+
+def lab_page_size(agents: int) -> int:
+    """A page size that makes a search of ``agents`` entries take at least two pages."""
+    return max(1, min(LAB_PAGE_SIZE, agents // 2))
 
 
 def lab_spec(topology: Topology, ssh_key: Path, lab: LabConfig) -> SiteSpec:
@@ -26,6 +34,7 @@ def lab_spec(topology: Topology, ssh_key: Path, lab: LabConfig) -> SiteSpec:
         primary_bind_dn="cn=planb-reader,dc=primary,dc=lab",
         primary_password_file=".planb/lab/primary-reader-password",
         primary_ca_file=".planb/pki/ca.crt",
+        primary_page_size=lab_page_size(lab.agents),
         hosts=tuple(InventoryHost(h.name, h.address) for h in topology.hosts),
         groups={group: tuple(h.name for h in topology.in_group(group))
                 for group in (DIRECTORY, MESSAGING, PROXY, PRIMARY)},

@@ -110,6 +110,10 @@ def ldap_counts(plan: dict[str, object]) -> dict[str, int]:
 def assert_converged(site: SiteConfig) -> None:
     """Every active agent of the primary is in the fallback with the right groups."""
     source = primary(site)
+    # Every page of the primary was read (the lab's page size is below its agent count).
+    assert site.lab is not None and site.primary.ldap is not None
+    assert site.primary.ldap.page_size < site.lab.agents
+    assert len(source.agents) + len(source.rejections) == site.lab.agents
     state = fallback_state(site)
     active = {a.id: a for a in source.agents if a.enabled}
     assert {i for i, e in state.entries.items() if e.enabled} == set(active)

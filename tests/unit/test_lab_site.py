@@ -28,3 +28,15 @@ def test_kept_planb_yml_with_an_old_subnet_is_named_with_its_line(
                 if "url: ldaps://10.77.9.10" in text)
     assert message.startswith(f"{path}:{line}: primary.ldap.url is ldaps://10.77.9.10")
     assert message.endswith("set it to ldaps://10.77.4.10")
+
+
+@pytest.mark.parametrize("agents", [2, 300, 9000])
+def test_the_lab_primary_search_always_takes_several_pages(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, agents: int) -> None:
+    monkeypatch.setenv("PLANB_HOME", str(tmp_path / "home"))
+    lab = LabConfig(subnet="10.77.9.0/24", bridge="planb9", agents=agents)
+    path = write_lab_site(tmp_path, build_topology(lab.subnet, lab.bridge, split=False),
+                          tmp_path / "key", lab)
+    ldap = load_config(path).primary.ldap
+    assert ldap is not None
+    assert ldap.page_size < agents
