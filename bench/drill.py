@@ -13,6 +13,9 @@ delivery latency, and a login storm next to a plain concurrent login loop.
   p95 of each, and the storm's rate as a multiple of the loop's (aim: >= 0.8x).
   Any HTTP 429 (Synapse rc_login) is counted and shown.
 
+Exit status 4 when a drill did not pass or its RTO missed ``objectives.rto_seconds``
+(the other parts still run and print), 1 when the lab cannot be benchmarked.
+
 The fallback is activated for the latency and storm parts and put back in standby.
 Agents are drawn from the fallback LDAP (each agent logs in once per part, so the
 per-account limit never applies).
@@ -35,7 +38,7 @@ from planb.drills import sampling
 from planb.drills.announcement_probe import client_for
 from planb.drills.catalog import default_registry, site_store
 from planb.drills.collectors import site_collectors
-from planb.drills.runner import DrillRunner
+from planb.drills.runner import DrillResult, DrillRunner
 from planb.drills.scenario import load_scenario
 from planb.failover.announce_action import announcement_module
 from planb.failover.machine import Failover
@@ -43,6 +46,9 @@ from planb.lab.agents import agent_password
 from planb.verify.probes import close_client, fallback_address
 
 SCENARIOS = ("primary-outage", "primary-stopped", "messaging-crash", "directory-crash")
+#: The exit status when a drill missed its RTO objective (or did not pass): a drill's
+#: DEVIATED status, so a scheduled benchmark shows red.
+EXIT_RTO_MISSED = 4
 
 
 def pct(values: list[float], q: float) -> float:
@@ -50,7 +56,23 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-def run_drills(site: SiteConfig, names: list[str]) -> None:
+def rto_misses(results: list[tuple[str, DrillResult]]) -> list[str]:
+    """One line per drill that did not pass or whose RTO missed its objective."""
+    misses = []
+    for name, result in results:
+        if result.rto_seconds is None:
+            misses.append(f"{name}: {result.outcome}, no RTO measured")
+        elif result.rto_seconds > result.objective_seconds:
+            misses.append(f"{name}: RTO {result.rto_seconds:.1f} s exceeds the objective "
+                          f"{result.objective_seconds} s")
+        elif result.outcome != "pass":
+            misses.append(f"{name}: {result.outcome}")
+    return misses
+
+
+def run_drills(site: SiteConfig, names: list[str]) -> list[str]:
+    """Run each scenario, print its line; return :func:`rto_misses` of them."""
+    results: list[tuple[str, DrillResult]] = []
     store = site_store(site)
     registry = default_registry(site, store)
     print(f"{'scenario':<18} {'outcome':<10} {'RTO s':>7} {'objective':>9} {'drill s':>8}")
@@ -63,6 +85,8 @@ def run_drills(site: SiteConfig, names: list[str]) -> None:
               f"{result.duration_seconds:>8.1f}", flush=True)
         for finding in result.findings:
             print(f"    {finding}")
+        results.append((name, result))
+    return rto_misses(results)
 
 
 async def _login(client: AsyncClient, password: str) -> tuple[bool, float, str]:
@@ -160,14 +184,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path)
     parser.add_argument("--scenario", action="append", help="(repeatable; default: all 4)")
     parser.add_argument("--skip-drills", action="store_true")
+    parser.add_argument("--drills-only", action="store_true",
+                        help="stop after the drills (no latency or login storm)")
     parser.add_argument("--storm", type=int, default=200, help="agents in the login storm")
     parser.add_argument("--listeners", type=int, default=100)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("nio").setLevel(logging.ERROR)
     site = load_config(find_config_path(args.config))
-    if not args.skip_drills:
-        run_drills(site, args.scenario or list(SCENARIOS))
+    misses = [] if args.skip_drills else run_drills(site, args.scenario or list(SCENARIOS))
+    if args.drills_only:
+        return _verdict(misses)
     secret = sampling.lab_secret(site)
     if secret is None:
         print("login storm / latency: need a deployed lab (its agents' passwords)")
@@ -203,6 +230,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  storm / loop = {s_rate / l_rate:.2f}x (aim >= 0.8x)")
     finally:
         failover.deactivate("bench done", operator="bench")
+    return _verdict(misses)
+
+
+def _verdict(misses: list[str]) -> int:
+    if misses:
+        print("RTO objective missed (exit 4):\n  " + "\n  ".join(misses))
+        return EXIT_RTO_MISSED
     return 0
 
 
