@@ -76,3 +76,20 @@ def test_lab_commands_refuse_a_site_without_lab_section(tmp_path: Path) -> None:
     result = runner.invoke(app, ["-c", str(tmp_path / "site/planb.yml"), "lab", "status"])
     assert result.exit_code == 2
     assert "no 'lab:' section" in result.output
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_config_show_never_prints_the_bind_password(tmp_path: Path, as_json: bool) -> None:
+    assert runner.invoke(app, ["init", "site", "--site", "ville"]).exit_code == 0
+    config = tmp_path / "site/planb.yml"
+    secret = "Pr1mary-bind-S3cret"
+    text = config.read_text(encoding="utf-8")
+    assert "    bind_password_file: " in text
+    config.write_text(text.replace("    bind_password_file: ",
+                                   f"    bind_password: {secret}\n    # was: "), encoding="utf-8")
+    shown = runner.invoke(app, ["-c", str(config), "config", "show",
+                                *(["--json"] if as_json else [])])
+    assert shown.exit_code == 0, shown.output
+    assert secret not in shown.output
+    assert ('"bind_password": "********"' if as_json else "bind_password: '********'"
+            ) in shown.output
