@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 
 from planb import __version__
 from planb.cli import bundle_cmd, config_cmd, deploy_cmd, init_cmd, keys_cmd, lab_cmd, report_cmd
@@ -19,9 +20,42 @@ from planb.cli.sync_cmd import app as sync_app
 from planb.cli.verify_cmd import app as verify_app
 from planb.errors import EXIT_INTERRUPTED, PlanbError
 
+HELP_NAMES = ["-h", "--help"]
+
+
+def reflow(text: str | None) -> str | None:
+    """Help text with each paragraph on one line, so the terminal, not the source, wraps it.
+
+    A paragraph starting with \\b keeps its line breaks (click's convention).
+    """
+    if not text:
+        return text
+    paragraphs = inspect.cleandoc(text.partition("\f")[0]).split("\n\n")
+    return "\n\n".join(p if p.startswith("\b") else " ".join(p.split()) for p in paragraphs)
+
+
+def tidy_help(command: Any) -> None:
+    """Reflow ``command``'s help texts and show flags without a ``<bool>`` type, recursively."""
+    command.help = reflow(command.help)
+    command.epilog = reflow(command.epilog)
+    help_option = command.get_help_option(typer.Context(command, help_option_names=HELP_NAMES))
+    for param in [*command.params, help_option]:
+        if not isinstance(param, TyperOption):
+            continue
+        param.help = reflow(param.help)
+        if (param.is_flag or param.count) and param.metavar is None:
+            param.metavar = ""  # a flag takes no value: no type to show
+    for sub in getattr(command, "commands", {}).values():
+        tidy_help(sub)
+
 
 class PlanbGroup(TyperGroup):
-    """The single boundary where PlanbError and Ctrl-C become exit codes."""
+    """The root command: tidies every help text once, and is the single boundary where
+    PlanbError and Ctrl-C become exit codes."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        tidy_help(self)
 
     def invoke(self, ctx: typer.Context) -> object:  # type: ignore[override]
         try:
@@ -48,7 +82,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings={"help_option_names": HELP_NAMES},
 )
 
 

@@ -1,0 +1,59 @@
+"""Every command's --help reads well: paragraphs the terminal wraps, flags without a type."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from planb.cli.main import app
+
+runner = CliRunner()
+
+
+def _commands(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+COMMANDS = sorted(_commands(typer.main.get_command(app)), key=lambda item: item[0])
+
+
+def _help(path: tuple[str, ...], width: int = 100) -> str:
+    result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": str(width)})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_every_command_is_walked() -> None:
+    paths = {" ".join(path) for path, _ in COMMANDS}
+    assert {"", "sync apply", "bundle build", "report show", "lab up", "keys init"} <= paths
+    assert len(paths) > 30
+
+
+@pytest.mark.parametrize("path", [path for path, _ in COMMANDS], ids=" ".join)
+def test_flags_show_no_bool_type(path: tuple[str, ...]) -> None:
+    text = _help(path)
+    assert "<bool>" not in text
+    assert "--help" in text
+
+
+@pytest.mark.parametrize(("path", "command"), COMMANDS, ids=[" ".join(p) for p, _ in COMMANDS])
+def test_help_paragraphs_reflow_to_the_terminal(path: tuple[str, ...], command: Any) -> None:
+    """A paragraph of the help, hand-wrapped in the source, shows as one line on a wide
+    terminal: the terminal wraps it, not the docstring's line breaks."""
+    source = command.help
+    if not source:
+        pytest.skip("no help text")
+    text = _help(path, width=400)
+    paragraphs = inspect.cleandoc(source).split("\n\n")
+    for paragraph in paragraphs:
+        line = " ".join(paragraph.split())
+        if "[" in line or len(line) > 380:  # rich markup, or too long for one line
+            continue
+        assert line in text, f"{' '.join(path)}: paragraph not on one line: {line!r}"
