@@ -31,7 +31,7 @@ app = typer.Typer(
 DirOption = Annotated[
     Path | None,
     typer.Option("--dir", "-d", metavar="DIR", file_okay=False,
-                 help="Bundle folder (default: $PLANB_HOME/bundles/current)."),
+                 help="The bundle's folder (default: $PLANB_HOME/bundles/current)."),
 ]
 
 
@@ -41,15 +41,15 @@ def _mib(size: int) -> str:
 
 @app.command("build")
 def build(
-    output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", metavar="DIR", file_okay=False,
-                     help="Where to build (default: $PLANB_HOME/bundles/current)."),
-    ] = None,
+    bundle_dir: DirOption = None,
     refresh: Annotated[
         bool, typer.Option("--refresh", help="Rebuild even if the inputs did not change "
                            "(picks up new Debian security updates and wheel releases)."),
     ] = False,
+    json_output: Annotated[bool, typer.Option(
+        "--json", help="Print the result as JSON (progress still goes to stderr).")] = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", file_okay=False,
+                                                hidden=True)] = None,
 ) -> None:
     """Build the bundle from playbooks/bundle/debs.txt and synapse-requirements.in.
 
@@ -59,6 +59,7 @@ def build(
     and libpq-dev + python3-dev (psycopg2 is built here). A second build with the
     same inputs does nothing.
     """
+    shown = err_console if json_output else console
     started = time.monotonic()
     stage: list[tuple[str, float]] = []
 
@@ -66,18 +67,23 @@ def build(
         if stage:
             name, at = stage.pop()
             took = time.monotonic() - at
-            console.print(f"  [green]done[/] {escape(name)} [dim]({took:.1f} s)[/]",
-                          highlight=False)
+            shown.print(f"  [green]done[/] {escape(name)} [dim]({took:.1f} s)[/]",
+                        highlight=False)
 
-    with console.status("building the bundle…") as status:
+    with shown.status("building the bundle…") as status:
         def progress(message: str) -> None:
             finish_stage()
             stage.append((message, time.monotonic()))
             status.update(f"{message}… [dim]({time.monotonic() - started:.0f} s)[/]")
 
-        result = build_bundle(output, refresh=refresh, progress=progress)
+        # --output/-o: the option's name before 'bundle show' and 'verify' took --dir.
+        result = build_bundle(bundle_dir or output, refresh=refresh, progress=progress)
         finish_stage()
-    _print_result(result)
+    if json_output:
+        print_json({**_summary(result.path, result.manifest), "rebuilt": result.rebuilt,
+                    "duration_s": round(result.duration_s, 3)})
+    else:
+        _print_result(result)
 
 
 def _print_result(result: BuildResult) -> None:

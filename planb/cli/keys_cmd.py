@@ -44,6 +44,7 @@ def init(
     passphrase_env: PassphraseEnvOption = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing signing key.")]
     = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create the signing key in <state dir>/keys/ (private key mode 0600).
 
@@ -56,6 +57,10 @@ def init(
     paths = KeyPaths.for_state_dir(config.state_dir)
     passphrase = PassphraseSource(file=passphrase_file, env=passphrase_env).read()
     fp = init_keys(paths, passphrase, force=force)
+    if json_output:
+        print_json({"algorithm": "Ed25519", "fingerprint": fp, "private_key": str(paths.private),
+                    "public_key": str(paths.public), "encrypted": bool(passphrase)})
+        return
     state = "encrypted with the passphrase" if passphrase else "NOT encrypted (no passphrase)"
     console.print(f"wrote {paths.private} (mode 0600, {state})", highlight=False, soft_wrap=True)
     console.print(f"wrote {paths.public}", highlight=False, soft_wrap=True)

@@ -51,7 +51,7 @@ PublicKeyOption = Annotated[
 ]
 DirOption = Annotated[
     Path | None,
-    typer.Option("--dir", metavar="DIR", file_okay=False,
+    typer.Option("--dir", "-d", metavar="DIR", file_okay=False,
                  help="Journals folder (default: the site's <state dir>/journals)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -92,23 +92,25 @@ def _keys(ctx: typer.Context, given: list[Path] | None, *, required: bool
 @app.command("verify")
 def verify(
     ctx: typer.Context,
-    directory: Annotated[
-        Path | None, typer.Argument(metavar="DIR", file_okay=False,
-                                    help="Journals folder (default: the site's).")
-    ] = None,
+    directory: DirOption = None,
     public_key: PublicKeyOption = None,
     json_output: JsonOption = False,
+    positional_dir: Annotated[Path | None, typer.Argument(
+        metavar="[DIR]", file_okay=False, hidden=True)] = None,
 ) -> None:
     """Check every journal's signature and the hash chain; exit 1 naming the first bad one.
 
     Works on a copied folder on another machine, without planb.yml,
-    when DIR and --public-key are given.
+    when --dir and --public-key are given.
 
     Failures: altered (signature does not match the content),
     missing (a journal was removed), reordered (files swapped or renamed),
     unknown key, unsigned, malformed.
     """
-    folder = directory or journals_dir(_state_dir(ctx))
+    # DIR as an argument: how 'report verify' took the folder before --dir.
+    if directory is not None and positional_dir is not None and directory != positional_dir:
+        raise UsageError("give the journals folder once: --dir DIR")
+    folder = directory or positional_dir or journals_dir(_state_dir(ctx))
     keys = _keys(ctx, public_key, required=True)
     result = verify_directory(folder, keys)
     if json_output:
@@ -174,17 +176,40 @@ def show(
 ) -> None:
     """Show one journal: envelope, signature state and a summary of its payload.
 
-    --json prints the whole journal as written (envelope and payload).
+    Exit 1 when its signature or place in the chain does not verify (with a public key;
+    without one it is shown as not checked). --json prints the whole journal as written
+    (envelope and payload) and its verification.
     """
     folder = directory or journals_dir(_state_dir(ctx))
     store = JournalStore(folder)
     found = _find(store, journal)
-    if json_output:
-        print_json(json.loads(found.path.read_bytes()))
-        return
     keys = _keys(ctx, public_key, required=False)
     check = next((c for c in verify_directory(folder, keys).journals
                   if c.file == found.path.name), None)
+    if json_output:
+        print_json({"journal": json.loads(found.path.read_bytes()),
+                    "verification": _check_json(check),
+                    "addenda": [a.path.name for a in store.addenda(found.envelope.id)]})
+    else:
+        _print_journal(store, found, check)
+    if check is not None and check.problem is not None:
+        raise VerificationFailed(f"verification FAILED: {check.problem}",
+                                 hint="this journal cannot be trusted; 'planb report verify' "
+                                 "checks the whole chain")
+
+
+def _check_json(check: JournalCheck | None) -> dict[str, Any]:
+    if check is None:
+        return {"checked": False, "signature": "not checked", "chain": "not checked",
+                "signed_by": None, "problem": None}
+    return {"checked": check.signature != "not checked", "signature": _state(check),
+            "chain": check.chain, "signed_by": check.signed_by,
+            "problem": None if check.problem is None else {
+                "reason": str(check.problem.reason), "message": check.problem.message}}
+
+
+def _print_journal(store: JournalStore, found: StoredJournal, check: JournalCheck | None
+                   ) -> None:
     envelope, summary = found.envelope, summarise(found.payload)
     table = Table(show_header=False, box=None, title=found.path.name, title_justify="left")
     table.add_column("field", style="bold")

@@ -71,9 +71,34 @@ def test_build_with_unchanged_inputs_does_nothing(tmp_path: Path,
         raise AssertionError("must not rebuild")
 
     monkeypatch.setattr(build_mod, "_build_into", no_build)
-    result = runner.invoke(app, ["bundle", "build", "--output", str(tmp_path)])
+    result = runner.invoke(app, ["bundle", "build", "--dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert f"bundle {bundle_id} up to date" in result.output
     assert before == {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    # --json: the result alone on stdout; -d and the old --output/-o name the same folder.
+    for flag in ("-d", "-o", "--output"):
+        as_json = runner.invoke(app, ["bundle", "build", flag, str(tmp_path), "--json"])
+        assert as_json.exit_code == 0, as_json.output
+        data = json.loads(as_json.stdout)
+        assert data["bundle_id"] == bundle_id and data["rebuilt"] is False
+        assert data["path"] == str(tmp_path) and data["debs"] == 2
     (tmp_path / "debs/a_1_all.deb").unlink()
     assert build_mod.is_current(tmp_path, read_inputs(context=build_mod.build_context())) is None
+
+
+def test_build_json_keeps_progress_off_stdout(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real build needs root and the network; the stand-in reports progress like one."""
+    _fake_bundle(tmp_path)
+    manifest = build_mod.load_manifest(tmp_path)
+
+    def quick_build(_output: Path, _inputs: object, progress: build_mod.Progress) -> object:
+        progress("downloading Debian packages")
+        progress("building wheels")
+        return manifest
+
+    monkeypatch.setattr(build_mod, "_build_into", quick_build)
+    result = runner.invoke(app, ["bundle", "build", "-d", str(tmp_path), "--refresh", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["rebuilt"] is True
+    assert "done downloading Debian packages" in result.stderr

@@ -73,6 +73,16 @@ def test_keys_init_with_passphrase_never_prints_it(site: Path, tmp_path: Path,
     assert len(_drills(site, 1)) == 1
 
 
+def test_keys_init_json_is_the_result_alone(site: Path) -> None:
+    result = runner.invoke(app, ["keys", "init", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["fingerprint"].startswith("SHA256:") and data["encrypted"] is False
+    assert data["private_key"] == str(site.resolve() / "keys" / "signing.key")
+    exported = json.loads(runner.invoke(app, ["keys", "export", "--json"]).stdout)
+    assert exported["fingerprint"] == data["fingerprint"]
+
+
 def test_keys_init_with_both_passphrase_options_is_usage_error(site: Path) -> None:
     result = runner.invoke(app, ["keys", "init", "--passphrase-file", "f",
                                  "--passphrase-env", "V"])
@@ -161,9 +171,54 @@ def test_report_list_and_show(site: Path) -> None:
     assert shown.exit_code == 0, shown.output
     assert paths[1].name in shown.output and "31 s / 60 s" in shown.output
     whole = json.loads(runner.invoke(app, ["report", "show", "2", "--json"]).stdout)
-    assert whole["seq"] == 2 and whole["payload"]["rto_seconds"] == 31
+    assert whole["journal"]["seq"] == 2 and whole["journal"]["payload"]["rto_seconds"] == 31
+    assert whole["verification"]["signature"] == "valid"
     unknown = runner.invoke(app, ["report", "show", "9"])
     assert unknown.exit_code == 2 and "no journal matches '9'" in unknown.output
+
+
+def test_report_show_fails_on_an_altered_journal_with_and_without_json(site: Path) -> None:
+    assert runner.invoke(app, ["keys", "init"]).exit_code == 0
+    paths = _drills(site)
+    data = bytearray(paths[1].read_bytes())
+    data[data.index(b"primary")] ^= 0x20
+    paths[1].write_bytes(bytes(data))
+    shown = runner.invoke(app, ["report", "show", "2"])
+    assert shown.exit_code == 1
+    assert "altered" in shown.stdout and f"{paths[1].name}: altered" in shown.stderr
+    as_json = runner.invoke(app, ["report", "show", "2", "--json"])
+    assert as_json.exit_code == 1
+    verification = json.loads(as_json.stdout)["verification"]
+    assert verification["checked"] and verification["signature"] == "altered"
+    assert verification["problem"]["reason"] == "altered"
+    # The journals around it still verify on their own.
+    assert runner.invoke(app, ["report", "show", "1", "--json"]).exit_code == 0
+
+
+def test_report_show_json_without_a_key_says_not_checked(site: Path) -> None:
+    assert runner.invoke(app, ["keys", "init"]).exit_code == 0
+    _drills(site, 1)
+    (site / "keys" / "signing.pub").unlink()
+    result = runner.invoke(app, ["report", "show", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    verification = json.loads(result.stdout)["verification"]
+    assert not verification["checked"] and verification["signature"] == "not checked"
+
+
+def test_report_commands_take_the_folder_as_dir_or_d(site: Path, tmp_path: Path) -> None:
+    assert runner.invoke(app, ["keys", "init"]).exit_code == 0
+    _drills(site)
+    moved = shutil.move(site / "journals", tmp_path / "copy")
+    key = ["--public-key", str(site / "keys" / "signing.pub")]
+    for command in (["verify"], ["list", "--json"], ["show", "2", "--json"],
+                    ["export", "2", "-f", "md"], ["trend"]):
+        for flag in ("--dir", "-d"):
+            result = runner.invoke(app, ["report", *command, flag, str(moved), *key])
+            assert result.exit_code == 0, (command, flag, result.output)
+    # The folder as an argument, as 'report verify' took it before --dir, still works.
+    assert runner.invoke(app, ["report", "verify", str(moved), *key]).exit_code == 0
+    both = runner.invoke(app, ["report", "verify", str(moved), "--dir", str(tmp_path), *key])
+    assert both.exit_code == 2 and "once" in both.output
 
 
 def test_report_list_without_journals_or_key(site: Path) -> None:
