@@ -33,16 +33,16 @@ from pathlib import Path
 
 from nio import AsyncClient, LoginResponse, SyncResponse
 
+from planb.actions import sampling
+from planb.cli.wiring import default_registry, site_store
 from planb.config import SiteConfig, find_config_path, load_config
-from planb.drills import sampling
-from planb.drills.announcement_probe import client_for
-from planb.drills.catalog import default_registry, site_store
 from planb.drills.collectors import site_collectors
 from planb.drills.runner import DrillResult, DrillRunner
 from planb.drills.scenario import load_scenario
-from planb.failover.announce_action import announcement_module
 from planb.failover.machine import Failover
 from planb.lab.agents import agent_password
+from planb.messaging.sync_target import ANNOUNCEMENT_ROOM
+from planb.verify.announcement_probe import client_for
 from planb.verify.probes import close_client, fallback_address
 
 SCENARIOS = ("primary-outage", "primary-stopped", "messaging-crash", "directory-crash")
@@ -214,15 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     address = fallback_address(site)
     try:
         print("announcement delivery latency:")
-        module, needs = announcement_module()
-        if module is None:
-            print(f"  not available yet (needs {needs})")
-        else:
-            room = getattr(module, "ANNOUNCEMENT_ROOM", "annonces")
-            delays = asyncio.run(latency(site, address, listeners, room))
-            if delays:
-                print(f"  from the announce() call: p50 {pct(delays, 0.5):.2f} s, "
-                      f"p95 {pct(delays, 0.95):.2f} s (aim p95 < 5 s)")
+        delays = asyncio.run(latency(site, address, listeners, ANNOUNCEMENT_ROOM))
+        if delays:
+            print(f"  from the announce() call: p50 {pct(delays, 0.5):.2f} s, "
+                  f"p95 {pct(delays, 0.95):.2f} s (aim p95 < 5 s)")
         print(f"login storm ({args.storm} agents through nginx + Synapse + LDAP):")
         s_rate = line("storm, all at once", *asyncio.run(storm(site, address, storm_set)))
         l_rate = line("plain loop, 4 in flight", *asyncio.run(loop(site, address, loop_set)))

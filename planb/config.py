@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from planb import state
+from planb.agent_fields import check_mapping
 from planb.errors import ConfigError
 from planb.schema import Secret, as_plain, load_yaml_as
 
@@ -96,7 +97,8 @@ class PrimaryConfig:
     """Where the accounts come from, and how its attributes map to an agent.
 
     ``mapping``: agent field -> LDAP attribute (``a|b``: b when a is absent) or CSV
-    header; ``-`` unmaps a default. See planb.directory.mapping for the defaults.
+    header; ``-`` unmaps a default (:mod:`planb.agent_fields`; the defaults are in
+    planb.directory.mapping).
     """
 
     kind: Literal["ldap", "csv"] = "ldap"
@@ -107,8 +109,6 @@ class PrimaryConfig:
     def __post_init__(self) -> None:
         if getattr(self, self.kind) is None:
             raise ValueError(f"kind is {self.kind!r} but the {self.kind!r} section is missing")
-        from planb.directory.mapping import check_mapping  # the agent fields live there
-
         check_mapping(self.mapping, self.flavour)
 
     @property

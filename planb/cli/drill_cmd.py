@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from planb.cli.context import console, options, print_json
-from planb.drills.catalog import default_registry, site_store
+from planb.cli.wiring import default_registry, site_store
 from planb.drills.collectors import site_collectors
 from planb.drills.runner import DrillResult, DrillRunner, StepEvent
 from planb.drills.scenario import PHASES, Scenario, load_all, load_scenario

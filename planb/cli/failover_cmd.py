@@ -12,8 +12,8 @@ from rich.panel import Panel
 from rich.table import Table
 
 from planb.cli.context import console, err_console, options, print_json
+from planb.cli.wiring import default_registry, site_store
 from planb.config import SiteConfig
-from planb.drills.catalog import default_registry, site_store
 from planb.errors import UsageError
 from planb.failover.machine import Failover, Transition
 

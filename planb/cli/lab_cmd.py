@@ -14,7 +14,6 @@ from planb import state
 from planb.cli.context import console, err_console, options, print_json
 from planb.config import CONFIG_ENV, DEFAULT_CONFIG_NAME, LabConfig, SiteConfig, load_config
 from planb.errors import UsageError
-from planb.lab.agents import agent_password
 from planb.lab.lab import Lab
 from planb.lab.site import stale_primary_url, write_lab_site
 from planb.lab.topology import build_topology
@@ -51,6 +50,8 @@ def up(
                      help="Put the directory and messaging on their own hosts (default: "
                      "lab.split in planb.yml, else one fallback host)."),
     ] = None,
+    json_output: Annotated[bool, typer.Option(
+        "--json", help="Print the result as JSON (progress still goes to stderr).")] = False,
 ) -> None:
     """Boot the lab's hosts and write the lab site (planb.yml, inventories/lab/).
 
@@ -59,22 +60,29 @@ def up(
     are. Without a planb.yml here (or --config), a lab site is created in the
     current folder and recorded as the current site, so 'planb deploy' just works.
     """
+    shown = err_console if json_output else console
     path = _lab_config_path(ctx)
-    if not path.exists():
+    created = not path.exists()
+    if created:
         lab = LabConfig(split=bool(split))
         topology = build_topology(lab.subnet, lab.bridge, split=lab.split)
         key = (path.parent / ".planb" / "lab" / "id_ed25519").resolve()
         write_lab_site(path.parent, topology, key, lab)
-        console.print(f"created lab site {path}", highlight=False)
+        shown.print(f"created lab site {path}", highlight=False)
     site = load_config(path)
     lab_obj = Lab(site)
-    with console.status("starting the lab…") as status:
+    with shown.status("starting the lab…") as status:
         topology = lab_obj.up(split=split, progress=lambda msg: status.update(msg))
     assert site.lab is not None
     write_lab_site(site.base_dir, topology, lab_obj.key, site.lab)
     if (stale := stale_primary_url(site, topology)) is not None:
         err_console.print(f"[yellow]warning:[/] {escape(stale)}", highlight=False)
     state.set_current_site(site.source)
+    if json_output:
+        print_json({"site": str(site.source), "created": created,
+                    "inventory": str(site.inventory_dir), "warning": stale,
+                    "hosts": [h.__dict__ for h in lab_obj.status()]})
+        return
     _print_status(lab_obj, json_output=False)
     console.print(f"inventory: {site.inventory_dir}\nnext: planb deploy", highlight=False)
 
@@ -157,6 +165,8 @@ def password(
     (made by the first deploy) and the login, so this works for any seeded agent,
     leavers included (their account is locked, their password still known).
     """
+    from planb.lab.agents import agent_password
+
     secret_file = _load_lab_site(ctx).state_dir / "lab" / "agents-secret"
     if not secret_file.exists():
         raise UsageError(f"no lab secret at {secret_file}",
@@ -191,7 +201,7 @@ def churn(
     """Change the lab's primary like HR would: hires, leavers, renames, department moves
     and reactivations, then record what changed in <state_dir>/lab/churn-<time>.json
     (what 'planb sync plan' should then find)."""
-    from planb.lab.churn import Churn
+    from planb.directory.lab_churn import Churn
 
     record, path = Churn(_load_lab_site(ctx), seed=seed).run(percent)
     if json_output:

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from planb.cli.context import console, err_console, options, print_json
 from planb.cli.keys_cmd import PassphraseEnvOption, PassphraseFileOption
-from planb.drills.records import resolve_operator
+from planb.engine.records import resolve_operator
 from planb.errors import PlanbError, UsageError
 from planb.reports.annotate import annotate as annotate_journal
 from planb.reports.files import write_atomic

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from planb.cli.context import console, options, print_json
+from planb.drills.scenario import scenario_summaries
 from planb.errors import UsageError
 from planb.reports.files import write_atomic
 from planb.runbooks import catalog, contacts, html, values
@@ -98,7 +99,8 @@ def render(
     if fmt is Format.csv and not needs_directory:
         raise UsageError(f"--format csv is for the contact sheet (crisis-contacts), not {name}",
                          hint="use --format md or --format html")
-    context: dict[str, Any] = values.site_values(site)
+    context: dict[str, Any] = values.site_values(
+        site, scenarios=scenario_summaries(site.state_dir))
     sheet = None
     if needs_directory:
         sheet = contacts.crisis_sheet(site, origin=origin.value, snapshot=snapshot)

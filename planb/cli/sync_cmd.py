@@ -19,6 +19,7 @@ from rich.progress import (
 from rich.table import Table
 
 from planb.cli.context import console, err_console, options, print_json
+from planb.config import SiteConfig
 from planb.directory.fallback_apply import DEFAULT_WORKERS
 from planb.directory.plan import Plan
 from planb.directory.plan_json import plan_from_json, plan_to_dict, plan_to_json
@@ -26,10 +27,10 @@ from planb.directory.safety import UnsafePlan, check_plan_safety
 from planb.directory.snapshot import write_snapshot
 from planb.directory.sync import (
     MATRIX_NOT_CONFIGURED,
+    MatrixTarget,
     Sync,
     SyncPlan,
     SyncResult,
-    configured_matrix_target,
 )
 from planb.errors import PlanbError, UsageError
 
@@ -157,7 +158,7 @@ def plan_command(
     a person and by 'planb sync apply FILE'.
     """
     site = options(ctx).load_site()
-    sync = Sync(site, matrix=configured_matrix_target(site), adopt=adopt)
+    sync = Sync(site, matrix=_matrix_target(site), adopt=adopt)
     with err_console.status("reading the source and the fallback directory…"):
         source = sync.read_source(from_snapshot=from_snapshot, strict=strict)
         if snapshot_out is not None:
@@ -224,6 +225,13 @@ class _Bars:
         self.progress.update(self.tasks[phase], completed=done if total else 1)
 
 
+def _matrix_target(site: SiteConfig) -> MatrixTarget | None:
+    """The site's Matrix target (Synapse through the admin tunnel), None if it has none."""
+    from planb.messaging.sync_target import target_for  # the CLI wires it; loaded on use
+
+    return target_for(site)
+
+
 class _Confirm:
     """Shows the checked plan, then asks (unless --yes); remembers an empty plan."""
 
@@ -258,6 +266,10 @@ def apply_command(
                    ] = False,
     workers: WorkersOpt = DEFAULT_WORKERS,
     adopt: AdoptOpt = False,
+    ldap_only: Annotated[bool, typer.Option(
+        "--ldap-only", help="Sync the fallback LDAP alone, leaving Matrix as it is (without "
+                            "it, apply refuses when the site has no Matrix target: no "
+                            "messaging host in the inventory, or not deployed yet).")] = False,
 ) -> None:
     """Apply the sync, then re-read the targets and confirm nothing is left to do.
 
@@ -277,7 +289,13 @@ def apply_command(
         except OSError as exc:
             raise UsageError(f"{plan_file}: cannot read the plan: {exc.strerror}") from None
         reviewed = plan_from_json(text, str(plan_file))
-    sync = Sync(site, matrix=configured_matrix_target(site), workers=workers, adopt=adopt)
+    matrix = None if ldap_only else _matrix_target(site)
+    if matrix is None and not ldap_only:
+        raise UsageError("the Matrix target is not configured (no fallback_messaging host in "
+                         "the inventory, or no admin token: not deployed yet); nothing was "
+                         "changed", hint="run 'planb deploy' first, or sync the fallback LDAP "
+                                         "alone with --ldap-only")
+    sync = Sync(site, matrix=matrix, workers=workers, adopt=adopt)
     bars, confirm = _Bars(), _Confirm(yes)
     try:
         result = sync.apply(from_snapshot=from_snapshot, strict=strict, force=force,
@@ -303,7 +321,8 @@ def _report(result: SyncResult) -> None:
         console.print(f"[green]applied and confirmed[/] in {result.seconds:.1f} s: a fresh "
                       "plan is empty", highlight=False)
         if not result.applied.matrix_configured:
-            console.print(f"[yellow]{MATRIX_NOT_CONFIGURED}[/]", highlight=False)
+            console.print("[yellow]LDAP only (--ldap-only): Matrix was left as it is[/]",
+                          highlight=False)
         return
     left = {k: v for k, v in result.remaining.summary().items()
             if v and k not in ("collisions", "rejected", "kept")}

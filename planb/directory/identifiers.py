@@ -20,15 +20,7 @@ from dataclasses import dataclass
 from ldap3.utils.conv import escape_bytes, escape_filter_chars
 from ldap3.utils.dn import escape_rdn
 
-_ATTRIBUTE = re.compile(r"^(?:[A-Za-z][A-Za-z0-9-]*|[0-9]+(?:\.[0-9]+)+)(?:;[A-Za-z0-9-]+)*$")
-
-
-def check_attribute_name(name: str) -> str:
-    """Return ``name`` if it is an LDAP attribute description (RFC 4512), else ValueError."""
-    if not _ATTRIBUTE.match(name):
-        raise ValueError(f"{name!r} is not an LDAP attribute name")
-    return name
-
+from planb.agent_fields import check_attribute_name
 
 # --- DNs (RFC 4514) ---------------------------------------------------------------------
 

@@ -23,9 +23,9 @@ from typing import Any
 from ldap3.core.exceptions import LDAPInvalidDnError
 from ldap3.utils.dn import parse_dn
 
-from planb.directory.identifiers import check_attribute_name, unescape_dn_value
+from planb.agent_fields import AGENT_FIELDS, FLAVOURS, REQUIRED, UNMAPPED, check_mapping
+from planb.directory.identifiers import unescape_dn_value
 from planb.directory.model import (
-    AGENT_FIELDS,
     Agent,
     AgentCollector,
     SourceResult,
@@ -37,8 +37,6 @@ from planb.schema import Secret
 
 log = logging.getLogger(__name__)
 
-FLAVOURS = ("openldap", "active_directory", "csv")
-UNMAPPED = "-"
 #: Active Directory userAccountControl: ACCOUNTDISABLE.
 UAC_ACCOUNTDISABLE = 0x2
 
@@ -62,7 +60,6 @@ DEFAULT_MAPPINGS: dict[str, dict[str, str]] = {
     # CSV headers default to the agent field names.
     "csv": {name: name for name in AGENT_FIELDS if name not in ("disabled", "password_hash")},
 }
-REQUIRED = ("id", "login")
 
 
 @dataclass(frozen=True)
@@ -76,24 +73,6 @@ class FieldMap:
     def names(self, agent_field: str) -> tuple[str, ...]:
         """The source names for ``agent_field`` (empty when unmapped)."""
         return self.fields.get(agent_field, ())
-
-
-def check_mapping(overrides: Mapping[str, str], flavour: str) -> None:
-    """Raise ValueError naming the first bad entry of a ``primary.mapping``."""
-    for agent_field, source in overrides.items():
-        if agent_field not in AGENT_FIELDS:
-            raise ValueError(f"mapping: unknown agent field {agent_field!r} "
-                             f"(known: {', '.join(AGENT_FIELDS)})")
-        if source == UNMAPPED:
-            if agent_field in REQUIRED:
-                raise ValueError(f"mapping: {agent_field} is required and cannot be unmapped")
-            continue
-        if flavour != "csv":
-            for name in source.split("|"):
-                try:
-                    check_attribute_name(name.strip())
-                except ValueError as exc:
-                    raise ValueError(f"mapping: {agent_field}: {exc}") from None
 
 
 def resolve_mapping(flavour: str, overrides: Mapping[str, str] | None = None) -> FieldMap:

@@ -14,11 +14,6 @@ from dataclasses import dataclass, field, fields
 
 from planb.schema import Secret
 
-#: Agent fields a source can map, in display order (``disabled`` is the leaver flag).
-AGENT_FIELDS = (
-    "id", "login", "given_name", "surname", "display_name", "mail", "department",
-    "title", "mobile", "employee_number", "enabled", "disabled", "groups", "password_hash",
-)
 #: Fields compared between the source and the fallback, one update each.
 COMPARED_FIELDS = (
     "login", "given_name", "surname", "display_name", "mail", "department", "title",

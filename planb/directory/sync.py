@@ -1,8 +1,9 @@
 """The account sync, end to end: read the source, read the targets, plan, check, apply,
 then read the targets again and confirm nothing is left to do.
 
-Targets: the fallback LDAP (always) and Matrix (a :class:`MatrixTarget`, plugged in
-by ``planb.messaging``; without one the plan holds no Matrix items and says so).
+Targets: the fallback LDAP (always) and Matrix (a :class:`MatrixTarget`, which the
+caller passes in: ``planb.messaging.sync_target.target_for``, wired by the CLI;
+without one the plan holds no Matrix items and says so).
 The plan is recomputed from what the targets really hold on every run, which is
 what makes an interrupted apply converge on the next one. ``apply`` given a plan
 file refuses when a fresh plan differs from it (the directories changed since it
@@ -12,7 +13,6 @@ was reviewed).
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import logging
 import time
 from collections.abc import Callable
@@ -29,8 +29,8 @@ from planb.directory.fallback_apply import (
     FallbackApplier,
     Progress,
 )
+from planb.directory.fallback_endpoint import fallback_endpoint
 from planb.directory.fallback_ldap import Layout, read_state
-from planb.directory.inventory_values import fallback_endpoint
 from planb.directory.ldap_conn import DirectoryUnreachable, LdapEndpoint
 from planb.directory.ldap_source import read_primary
 from planb.directory.model import SourceResult
@@ -40,7 +40,7 @@ from planb.directory.safety import check_plan_safety
 from planb.directory.snapshot import read_snapshot
 from planb.directory.targets import FallbackState, MatrixState
 from planb.errors import UsageError
-from planb.failover.state import sync_frozen
+from planb.mode import sync_frozen
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 MATRIX_ITEMS = ("matrix_creates", "matrix_deactivations", "matrix_reactivations",
                 "display_names", "room_creates", "room_changes")
 LDAP_ITEMS = ("ldap_adds", "ldap_updates", "ldap_deactivations", "ldap_reactivations", "moves")
-MATRIX_NOT_CONFIGURED = "Matrix target not configured yet: the plan holds LDAP items only"
+MATRIX_NOT_CONFIGURED = "Matrix target not configured: the plan holds LDAP items only"
 
 
 class MatrixTarget(Protocol):
@@ -67,22 +67,6 @@ class MatrixTarget(Protocol):
     def read_state(self) -> MatrixState: ...
 
     def apply(self, plan: Plan, progress: Progress) -> ApplyReport: ...
-
-
-#: The module planb.messaging provides: ``target_for(site) -> MatrixTarget | None``.
-MATRIX_TARGET_MODULE = "planb.messaging.sync_target"
-
-
-def configured_matrix_target(site: SiteConfig) -> MatrixTarget | None:
-    """The Matrix target of ``site`` if planb.messaging provides one, else None."""
-    try:
-        module = importlib.import_module(MATRIX_TARGET_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name not in (MATRIX_TARGET_MODULE, "planb.messaging"):
-            raise
-        return None
-    target: MatrixTarget | None = module.target_for(site)
-    return target
 
 
 @dataclass(frozen=True)

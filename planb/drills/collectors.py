@@ -49,7 +49,8 @@ T = TypeVar("T")
 def _on_hosts(site: SiteConfig, group: str | None,
               work: Callable[[str, Host, set[str]], T]) -> list[T]:
     """Run ``work(host_name, testinfra_host, groups)`` on each fallback host (of ``group``)."""
-    from planb.verify.inventory import HostConnections, load_hosts
+    from planb.inventory import load_hosts
+    from planb.verify.connections import HostConnections
 
     connections = HostConnections()
     try:

@@ -9,9 +9,7 @@ The journal follows chaostoolkit's shape: ``status``, ``deviated``, ``steady_sta
 
 from __future__ import annotations
 
-import getpass
 import logging
-import os
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,55 +17,15 @@ from typing import Any, Literal
 
 import planb
 from planb.config import SiteConfig
-from planb.drills.actions import ProbeResult
-from planb.drills.scenario import Phase, Scenario
-from planb.schema import as_plain
+from planb.drills.scenario import Scenario
+from planb.engine.records import StepRecord
 
 log = logging.getLogger(__name__)
 
 PAYLOAD_FORMAT = "planb-drill/1"
-StepStatus = Literal["ok", "failed", "error", "skipped"]
 Outcome = Literal["pass", "deviated", "failed", "interrupted"]
 #: Version keys every drill journal carries (None: no collector reported it).
 VERSION_KEYS = ("planb", "playbooks_commit", "synapse", "slapd")
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    """One step as it ran (or was skipped)."""
-
-    name: str
-    action: str
-    phase: Phase
-    args: Any
-    status: StepStatus
-    started_at: str | None = None
-    ended_at: str | None = None
-    duration_seconds: float = 0.0
-    output: str = ""
-    error: str | None = None
-    probes: tuple[ProbeResult, ...] = ()
-    round: int | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    def why(self) -> str:
-        """One line saying why the step did not pass."""
-        detail = self.error or next((p.detail for p in self.probes if not p.ok), "")
-        detail = detail or (self.output.strip().splitlines() or [self.status])[-1]
-        return f"{self.phase} step '{self.name}' ({self.action}) {self.status}: {detail}"
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name, "action": self.action, "phase": self.phase,
-            "args": as_plain(self.args), "status": self.status,
-            "started_at": self.started_at, "ended_at": self.ended_at,
-            "duration_seconds": round(self.duration_seconds, 3), "output": self.output,
-            "error": self.error, "probes": [p.as_json() for p in self.probes],
-            "round": self.round,
-        }
 
 
 @dataclass(frozen=True)
@@ -132,20 +90,6 @@ class Collectors:
 
     versions: tuple[VersionCollector, ...] = (planb_versions,)
     footprint: tuple[FootprintCollector, ...] = ()
-
-
-def resolve_operator(explicit: str | None = None) -> str:
-    """Who runs this: ``--operator``, else ``$SUDO_USER``, ``$USER``, the login name."""
-    if explicit and explicit.strip():
-        return explicit.strip()
-    for name in ("SUDO_USER", "USER"):
-        value = os.environ.get(name, "").strip()
-        if value:
-            return value
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return "unknown"
 
 
 @dataclass

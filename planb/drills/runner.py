@@ -31,16 +31,11 @@ from types import FrameType
 from typing import Literal
 
 from planb.config import SiteConfig
-from planb.drills.actions import ActionContext, ActionRegistry, Attempt, Redactor, attempt
-from planb.drills.records import (
-    Collectors,
-    DrillJournal,
-    Outcome,
-    StepRecord,
-    VerifyRound,
-    resolve_operator,
-)
+from planb.drills.records import Collectors, DrillJournal, Outcome, VerifyRound
 from planb.drills.scenario import Phase, Scenario, Step
+from planb.engine.actions import ActionContext, ActionRegistry, Attempt, attempt
+from planb.engine.records import StepRecord, resolve_operator
+from planb.engine.redaction import Redactor
 from planb.errors import DrillDeviated, Interrupted, PlanbError, UsageError
 from planb.reports.journal import StoredJournal
 from planb.reports.store import JournalStore, utc_now

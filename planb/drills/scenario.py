@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -272,3 +273,19 @@ def load_all(state_dir: Path | None, registry: ActionRegistry) -> list[Scenario]
     return [load_scenario_file(path, registry)
             for _, path in sorted(scenario_files(state_dir).items())]
 
+
+def scenario_summaries(state_dir: Path | None) -> list[dict[str, str]]:
+    """Each scenario (shipped and site-local): ``name`` and its one-line ``description``.
+
+    Only reads the files (a broken one is listed with an empty description); for the
+    runbooks and listings, not for running.
+    """
+    found = []
+    for name, path in sorted(scenario_files(state_dir).items()):
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            data = None
+        description = data.get("description", "") if isinstance(data, Mapping) else ""
+        found.append({"name": name, "description": " ".join(str(description).split())})
+    return found

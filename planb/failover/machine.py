@@ -27,20 +27,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from planb.actions.failover_steps import ChecksArgs, SwitchArgs
 from planb.config import SiteConfig
-from planb.drills.actions import (
+from planb.engine.actions import (
     ActionContext,
     ActionRegistry,
     Attempt,
     Incident,
     NoArgs,
-    Redactor,
     attempt,
 )
-from planb.drills.records import resolve_operator
+from planb.engine.records import StepRecord, StepStatus, resolve_operator
+from planb.engine.redaction import Redactor
 from planb.errors import Interrupted, PlanbError, UsageError
-from planb.failover.actions import ChecksArgs, SwitchArgs
-from planb.failover.state import (
+from planb.mode import (
     AuditEntry,
     AuditLog,
     FailoverState,
@@ -92,26 +92,6 @@ DEACTIVATION_STEPS: tuple[FailoverStep, ...] = (
 
 
 @dataclass(frozen=True)
-class StepOutcome:
-    """How one step of a transition went."""
-
-    name: str
-    action: str
-    status: str  # ok | failed | error | forced | unavailable
-    started_at: str
-    ended_at: str
-    duration_seconds: float
-    output: str = ""
-    error: str | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "action": self.action, "status": self.status,
-                "started_at": self.started_at, "ended_at": self.ended_at,
-                "duration_seconds": round(self.duration_seconds, 3), "output": self.output,
-                "error": self.error}
-
-
-@dataclass(frozen=True)
 class Transition:
     """What an activate or deactivate request did."""
 
@@ -119,7 +99,7 @@ class Transition:
     changed: bool
     state: FailoverState
     message: str
-    steps: tuple[StepOutcome, ...] = ()
+    steps: tuple[StepRecord, ...] = ()
     warnings: tuple[str, ...] = ()
     incident_duration_seconds: float | None = None
     journal: StoredJournal | None = None
@@ -224,7 +204,7 @@ class Failover:
 
     def _run(self, event: Event, target: Mode, current: FailoverState, incident: Incident,
              operator: str, audit: _Auditor, force: bool) -> Transition:
-        done: list[tuple[FailoverStep, StepOutcome]] = []
+        done: list[tuple[FailoverStep, StepRecord]] = []
         warnings: list[str] = []
         committed = False
         result: Literal["completed", "failed", "interrupted"] = "completed"
@@ -274,12 +254,12 @@ class Failover:
 
     def _step(self, step: FailoverStep, operator: str, incident: Incident, audit: _Auditor, *,
               force: bool = False, action: str | None = None, args: Any = None,
-              name: str | None = None) -> StepOutcome:
+              name: str | None = None) -> StepRecord:
         action = action or step.action
         spec = self.registry.get(action)
         started_at, start = utc_now(), time.monotonic()
         if step.optional and not spec.available:
-            outcome = StepOutcome(name or step.name, action, "unavailable", started_at,
+            outcome = StepRecord(name or step.name, action, "unavailable", started_at,
                                   utc_now(), 0.0, error=f"not available yet: needs {spec.needs}")
             audit("unavailable", step=outcome.name, detail=outcome.error or "")
             return outcome
@@ -292,15 +272,15 @@ class Failover:
         except KeyboardInterrupt:
             audit("interrupted", step=name or step.name)
             raise
-        status: str = done.status
+        status: StepStatus = done.status
         if not done.ok and step.forceable and force:
             status = "forced"
-        outcome = StepOutcome(name or step.name, action, status, started_at, utc_now(),
+        outcome = StepRecord(name or step.name, action, status, started_at, utc_now(),
                               time.monotonic() - start, done.output, done.error)
         audit(status, step=outcome.name, detail=_short(done))
         return outcome
 
-    def _undo(self, done: list[tuple[FailoverStep, StepOutcome]], operator: str,
+    def _undo(self, done: list[tuple[FailoverStep, StepRecord]], operator: str,
               incident: Incident, audit: _Auditor) -> None:
         for step, outcome in reversed(done):
             if step.undo is None or outcome.status not in ("ok", "forced"):
@@ -322,7 +302,7 @@ class Failover:
 
     def _journal(self, event: Event, result: str, before: FailoverState, after: FailoverState,
                  incident: Incident, operator: str,
-                 done: list[tuple[FailoverStep, StepOutcome]], warnings: list[str],
+                 done: list[tuple[FailoverStep, StepRecord]], warnings: list[str],
                  duration: float, ended: str, incident_seconds: float | None) -> StoredJournal:
         payload = {
             "format": PAYLOAD_FORMAT, "event": event, "result": result,

@@ -21,7 +21,7 @@ from planb.config import SiteConfig
 from planb.errors import LabError, UsageError
 from planb.lab import image, machines, network
 from planb.lab.system import check_prerequisites, run
-from planb.lab.topology import LabHost, Topology, build_topology
+from planb.lab.topology import PROXY, LabHost, Topology, build_topology
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +225,7 @@ class Lab:
         lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
         for host in topology.hosts:
             lines.append(f"{host.address}\t{host.name}.lab {host.name}")
-        proxy = next(h for h in topology.hosts if "fallback_proxy" in h.groups)
+        proxy = next(h for h in topology.hosts if PROXY in h.groups)
         lines.append(f"{proxy.address}\t{self.site.matrix.public_hostname} "
                      f"{self.site.matrix.server_name}")
         return "\n".join(lines) + "\n"

@@ -6,9 +6,10 @@ import ipaddress
 from dataclasses import dataclass
 
 #: The fallback's inventory groups (DESIGN.md: one host or split across hosts).
-DIRECTORY = "fallback_directory"
-MESSAGING = "fallback_messaging"
-PROXY = "fallback_proxy"
+from planb.inventory import FALLBACK_DIRECTORY as DIRECTORY
+from planb.inventory import FALLBACK_MESSAGING as MESSAGING
+from planb.inventory import FALLBACK_PROXY as PROXY
+
 PRIMARY = "lab_primary"
 
 

@@ -19,10 +19,11 @@ from planb.directory.fallback_apply import ApplyReport, Progress
 from planb.directory.plan import Plan, PlanOptions
 from planb.directory.targets import MatrixState, MatrixUser
 from planb.errors import ConfigError
+from planb.inventory import SshTarget
 from planb.messaging.admin_api import AdminApi
 from planb.messaging.apply import DEFAULT_WORKERS, MatrixApplier
 from planb.messaging.rooms import RoomNames, managed_rooms, room_members
-from planb.messaging.tunnel import SshTarget, admin_tunnel, messaging_host
+from planb.messaging.tunnel import admin_tunnel, messaging_host
 from planb.schema import Secret
 
 log = logging.getLogger(__name__)
@@ -113,4 +114,4 @@ def target_for(site: SiteConfig) -> SynapseTarget | None:
     if host is None:
         log.info("Matrix target not configured: the inventory has no fallback_messaging host")
         return None
-    return SynapseTarget(site, SshTarget.from_host(host))
+    return SynapseTarget(site, host.ssh)

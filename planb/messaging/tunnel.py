@@ -3,7 +3,7 @@
 The admin API listens only on ``127.0.0.1:8008`` of the ``fallback_messaging`` host
 (nginx never proxies ``/_synapse/admin``). planb reaches it the way Ansible reaches
 the host: ``ssh`` with the inventory's address, user, key and options, read with
-:func:`planb.verify.inventory.load_hosts` (``ansible-inventory``, so group_vars
+:mod:`planb.inventory` (``ansible-inventory``, so group_vars
 apply). :func:`admin_tunnel` picks a free local port, starts ``ssh -L``, waits until
 Synapse answers through it, and on exit stops the ssh process it started, by its
 pid. The remote side runs ``cat``, reading ssh's stdin: if planb itself is killed
@@ -16,20 +16,17 @@ from __future__ import annotations
 import contextlib
 import http.client
 import logging
-import shlex
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from planb.config import SiteConfig
 from planb.errors import PlanbError
-from planb.verify.inventory import VerifyHost, load_hosts
+from planb.inventory import FALLBACK_MESSAGING, InventoryHost, SshTarget, hosts_in
 
 log = logging.getLogger(__name__)
 
-MESSAGING_GROUP = "fallback_messaging"
 #: Where Synapse's client and admin API listen on the messaging host (role synapse).
 REMOTE_PORT = 8008
 
@@ -38,45 +35,18 @@ class TunnelError(PlanbError):
     """The SSH tunnel to the admin API could not be opened."""
 
 
-@dataclass(frozen=True)
-class SshTarget:
-    """How to reach a host with ssh, from its inventory variables."""
-
-    name: str
-    address: str
-    user: str | None = None
-    port: int | None = None
-    key_file: str | None = None
-    options: tuple[str, ...] = ()
-
-    @classmethod
-    def from_host(cls, host: VerifyHost) -> SshTarget:
-        hv = host.hostvars
-        extra = " ".join(str(hv.get(k) or "") for k in ("ansible_ssh_common_args",
-                                                         "ansible_ssh_extra_args"))
-        key = hv.get("ansible_ssh_private_key_file") or hv.get("ansible_private_key_file")
-        port = hv.get("ansible_port")
-        return cls(name=host.name, address=host.address, user=hv.get("ansible_user"),
-                   port=int(port) if port else None, key_file=str(key) if key else None,
-                   options=tuple(shlex.split(extra)))
-
-    def argv(self, local_port: int, remote_port: int = REMOTE_PORT) -> list[str]:
-        """The ssh command forwarding ``127.0.0.1:local_port`` to the host's loopback."""
-        argv = ["ssh", "-T", "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes",
-                "-o", "ServerAliveInterval=15", "-o", "ConnectTimeout=10",
-                "-L", f"127.0.0.1:{local_port}:127.0.0.1:{remote_port}", *self.options]
-        if self.key_file:
-            argv += ["-i", self.key_file]
-        if self.port:
-            argv += ["-p", str(self.port)]
-        argv.append(f"{self.user}@{self.address}" if self.user else self.address)
-        argv.append("cat >/dev/null")
-        return argv
+def tunnel_argv(target: SshTarget, local_port: int, remote_port: int = REMOTE_PORT
+                ) -> list[str]:
+    """The ssh command forwarding ``127.0.0.1:local_port`` to the host's loopback."""
+    return ["ssh", "-T", "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes",
+            "-o", "ServerAliveInterval=15", "-o", "ConnectTimeout=10",
+            "-L", f"127.0.0.1:{local_port}:127.0.0.1:{remote_port}", *target.ssh_args(),
+            target.destination, "cat >/dev/null"]
 
 
-def messaging_host(site: SiteConfig) -> VerifyHost | None:
+def messaging_host(site: SiteConfig) -> InventoryHost | None:
     """The first host of ``fallback_messaging`` in the site's inventory, if any."""
-    hosts = [h for h in load_hosts(site) if MESSAGING_GROUP in h.groups]
+    hosts = hosts_in(site, FALLBACK_MESSAGING)
     return hosts[0] if hosts else None
 
 
@@ -115,7 +85,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 def _start(target: SshTarget, timeout: float) -> tuple[subprocess.Popen[bytes], int] | str:
     """One attempt: the ssh process and its port, or why it ended."""
     port = free_port()
-    proc = subprocess.Popen(target.argv(port), stdin=subprocess.PIPE,
+    proc = subprocess.Popen(tunnel_argv(target, port), stdin=subprocess.PIPE,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from planb.drills.actions import Redactor
+from planb.engine.redaction import Redactor
 from planb.errors import UsageError
 from planb.reports.journal import ADDENDUM_KIND, StoredJournal, addendum_payload
 from planb.reports.store import JournalNotFound, JournalStore, utc_now

@@ -1,7 +1,8 @@
 """The site values every runbook template sees: names, addresses, paths, commands.
 
-Everything comes from the site's ``planb.yml``, its inventory (``hosts.yml``) and its
-state dir (the signing key's fingerprint, drill scenarios). Nothing here contacts a
+Everything comes from the site's ``planb.yml``, its inventory (read through
+:mod:`planb.inventory`, as Ansible sees it) and its state dir (the signing key's
+fingerprint); the drill scenarios are given by the caller. Nothing here contacts a
 host. Values that may be missing (no signing key yet) are empty strings, never None,
 so a template tests them with ``{% if ... %}`` and never prints "None".
 """
@@ -10,65 +11,26 @@ from __future__ import annotations
 
 import logging
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from planb.config import SiteConfig
-from planb.errors import ConfigError, PlanbError
+from planb.errors import PlanbError
+from planb.inventory import (
+    FALLBACK_DIRECTORY,
+    FALLBACK_MESSAGING,
+    FALLBACK_PROXY,
+    InventoryHost,
+    first_host,
+    load_hosts,
+)
 
 log = logging.getLogger(__name__)
 
-FALLBACK_GROUPS = ("fallback_directory", "fallback_messaging", "fallback_proxy")
-
-
-def _walk(group: Mapping[str, Any], name: str, hosts: dict[str, dict[str, Any]]) -> set[str]:
-    """Collect the hosts of ``group`` and its children into ``hosts``; return their names."""
-    members: set[str] = set()
-    for host, host_vars in (group.get("hosts") or {}).items():
-        entry = hosts.setdefault(str(host), {"name": str(host), "address": str(host),
-                                             "groups": []})
-        if isinstance(host_vars, Mapping) and host_vars.get("ansible_host"):
-            entry["address"] = str(host_vars["ansible_host"])
-        members.add(str(host))
-    children = group.get("children") or {}
-    for child_name, child in children.items() if isinstance(children, Mapping) else ():
-        members |= _walk(child if isinstance(child, Mapping) else {}, str(child_name), hosts)
-    if name != "all":  # a host in a child group is in its parent groups too
-        for host in sorted(members):
-            if name not in hosts[host]["groups"]:
-                hosts[host]["groups"].append(name)
-    return members
-
-
-def inventory_hosts(inventory_dir: Path) -> list[dict[str, Any]]:
-    """Every host of ``hosts.yml``: name, address (ansible_host) and groups, by name."""
-    path = inventory_dir / "hosts.yml"
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError("inventory not found", path=str(path),
-                          hint="create the site with 'planb init DIR' or 'planb lab up'"
-                          ) from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read: {type(exc).__name__}", path=str(path)) from None
-    root = data.get("all") if isinstance(data, Mapping) else None
-    if not isinstance(root, Mapping):
-        raise ConfigError("no 'all' group", path=str(path))
-    hosts: dict[str, dict[str, Any]] = {}
-    _walk(root, "all", hosts)
-    return [hosts[name] for name in sorted(hosts)]
-
-
-def _first_in(hosts: list[dict[str, Any]], group: str, shown: Path) -> dict[str, Any]:
-    for host in hosts:
-        if group in host["groups"]:
-            return host
-    raise ConfigError(f"no host in group {group}", path=str(shown / "hosts.yml"),
-                      hint="the runbooks name the fallback's hosts: add them to the inventory")
+def _host(host: InventoryHost) -> dict[str, Any]:
+    return {"name": host.name, "address": host.address, "groups": list(host.groups)}
 
 
 def key_values(state_dir: Path) -> dict[str, str]:
@@ -86,24 +48,15 @@ def key_values(state_dir: Path) -> dict[str, str]:
     return values
 
 
-def scenario_values(state_dir: Path) -> list[dict[str, str]]:
-    """The drill scenarios (shipped and site-local): name and one-line description."""
-    from planb.drills.scenario import scenario_files
+def site_values(site: SiteConfig, *, scenarios: Sequence[Mapping[str, str]] = (),
+                now: datetime | None = None) -> dict[str, Any]:
+    """The values runbook templates are rendered with (see the shipped templates).
 
-    found = []
-    for name, path in sorted(scenario_files(state_dir).items()):
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
-            data = None
-        description = data.get("description", "") if isinstance(data, Mapping) else ""
-        found.append({"name": name, "description": " ".join(str(description).split())})
-    return found
-
-
-def site_values(site: SiteConfig, *, now: datetime | None = None) -> dict[str, Any]:
-    """The values runbook templates are rendered with (see the shipped templates)."""
-    hosts = inventory_hosts(site.inventory_dir)
+    ``scenarios``: the site's drill scenarios (``name``, ``description``), which the
+    caller reads with :func:`planb.drills.scenario.scenario_summaries`.
+    """
+    inventory = load_hosts(site)
+    hosts = [_host(h) for h in inventory]
     config_path = str(site.source)
     primary = site.primary
     if primary.kind == "csv" and primary.csv is not None:
@@ -112,7 +65,7 @@ def site_values(site: SiteConfig, *, now: datetime | None = None) -> dict[str, A
         primary_where = primary.ldap.url if primary.ldap is not None else ""
     state_dir = site.state_dir
     lab = site.lab
-    fallback_hosts = [h for h in hosts if set(h["groups"]) & set(FALLBACK_GROUPS)]
+    fallback_hosts = [_host(h) for h in inventory if h.is_fallback]
     return {
         "generated_at": (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC"),
         # Every command is printed with the site's config, so it works from any folder.
@@ -137,9 +90,9 @@ def site_values(site: SiteConfig, *, now: datetime | None = None) -> dict[str, A
         "hosts": hosts,
         "fallback_hosts": fallback_hosts,
         "host_list": ", ".join(f"`{h['name']}` ({h['address']})" for h in fallback_hosts),
-        "directory_host": _first_in(hosts, "fallback_directory", site.inventory_dir),
-        "messaging_host": _first_in(hosts, "fallback_messaging", site.inventory_dir),
-        "proxy_host": _first_in(hosts, "fallback_proxy", site.inventory_dir),
+        "directory_host": _host(first_host(site, FALLBACK_DIRECTORY, inventory)),
+        "messaging_host": _host(first_host(site, FALLBACK_MESSAGING, inventory)),
+        "proxy_host": _host(first_host(site, FALLBACK_PROXY, inventory)),
         "paths": {
             "journals": str(state_dir / "journals"),
             "failover": str(state_dir / "failover"),
@@ -150,7 +103,7 @@ def site_values(site: SiteConfig, *, now: datetime | None = None) -> dict[str, A
             "vault": str(site.inventory_dir / "group_vars" / "all" / "vault.yml"),
         },
         "key": key_values(state_dir),
-        "scenarios": scenario_values(state_dir),
+        "scenarios": [dict(s) for s in scenarios],
         "contacts": [{"name": c.name, "role": c.role, "phone": c.phone}
                      for c in site.crisis_cell.contacts],
     }

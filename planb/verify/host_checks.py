@@ -14,7 +14,7 @@ from planb.verify.model import CheckFailed
 from planb.verify.ports import compare, expected_rules, parse_ss
 
 if TYPE_CHECKING:
-    from planb.verify.inventory import VerifyHost
+    from planb.inventory import InventoryHost
     from planb.verify.registry import CheckContext
 
 #: Unit that runs PostgreSQL on Debian 12 (postgresql.service only starts clusters).
@@ -23,7 +23,7 @@ POSTGRESQL_UNIT = "postgresql@{version}-main"
 
 def packages(*names: str):  # type: ignore[no-untyped-def]
     """A check that ``names`` are installed Debian packages (message: their versions)."""
-    def check(ctx: CheckContext, host: VerifyHost) -> str:
+    def check(ctx: CheckContext, host: InventoryHost) -> str:
         remote = ctx.remote(host)
         versions, missing = [], []
         for name in names:
@@ -38,7 +38,7 @@ def packages(*names: str):  # type: ignore[no-untyped-def]
     return check
 
 
-def synapse_venv(ctx: CheckContext, host: VerifyHost) -> str:
+def synapse_venv(ctx: CheckContext, host: InventoryHost) -> str:
     """Synapse and its LDAP provider import from their virtualenv."""
     venv = str(host.hostvars.get("synapse_venv", "/opt/synapse/venv"))
     code = ("import synapse, ldap_auth_provider, psycopg2; "
@@ -53,7 +53,7 @@ def synapse_venv(ctx: CheckContext, host: VerifyHost) -> str:
 
 def service(unit: str, enabled_unit: str | None = None):  # type: ignore[no-untyped-def]
     """A check that ``unit`` is active and ``enabled_unit`` (default: itself) enabled."""
-    def check(ctx: CheckContext, host: VerifyHost) -> str:
+    def check(ctx: CheckContext, host: InventoryHost) -> str:
         remote = ctx.remote(host)
         name = unit.format(version=host.hostvars.get("postgresql_version", "15"))
         state = remote.run(f"systemctl is-active {shlex.quote(name)}").stdout.strip()
@@ -70,7 +70,7 @@ def service(unit: str, enabled_unit: str | None = None):  # type: ignore[no-unty
     return check
 
 
-def listening_ports(ctx: CheckContext, host: VerifyHost) -> str:
+def listening_ports(ctx: CheckContext, host: InventoryHost) -> str:
     """Exactly the expected sockets beyond loopback; loopback-only ones stay there."""
     out = ctx.remote(host).run("ss -Hlntu")
     if out.rc != 0:
@@ -81,7 +81,7 @@ def listening_ports(ctx: CheckContext, host: VerifyHost) -> str:
     return result.describe()
 
 
-def _stat(ctx: CheckContext, host: VerifyHost, pattern: str) -> list[tuple[str, int, str, str]]:
+def _stat(ctx: CheckContext, host: InventoryHost, pattern: str) -> list[tuple[str, int, str, str]]:
     """(path, mode, owner, group) of the files matching the shell glob ``pattern``."""
     out = ctx.remote(host).run(
         f"for f in {pattern}; do [ -e \"$f\" ] && stat -c '%a %U %G %n' \"$f\"; done; true")
@@ -99,7 +99,7 @@ def file_modes(pattern: str, *, what: str, forbid: int = 0o027,
     ``forbid`` 0o027 means: 0640 or stricter (no group write, nothing for others).
     ``groups``: the group owners allowed (empty: any).
     """
-    def check(ctx: CheckContext, host: VerifyHost) -> str:
+    def check(ctx: CheckContext, host: InventoryHost) -> str:
         rows = _stat(ctx, host, pattern)
         if not rows:
             raise CheckFailed(f"no {what} found ({pattern})")

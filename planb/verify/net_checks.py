@@ -20,7 +20,7 @@ from planb.verify.endpoints import HttpAnswer, ca_file, https_request, tls_hands
 from planb.verify.model import CheckFailed, CheckSkipped
 
 if TYPE_CHECKING:
-    from planb.verify.inventory import VerifyHost
+    from planb.inventory import InventoryHost
     from planb.verify.registry import CheckContext
 
 #: Logins holding LDAP filter syntax (RFC 4515) that must never log anyone in.
@@ -46,18 +46,18 @@ def _cert_check(ctx: CheckContext, address: str, port: int, names: list[str]) ->
     return f"{port}: valid for " + ", ".join(seen) + f", verified with {trust}"
 
 
-def tls_https(ctx: CheckContext, host: VerifyHost) -> str:
+def tls_https(ctx: CheckContext, host: InventoryHost) -> str:
     """443 presents a certificate valid for the public name (and the server name)."""
     names = list(dict.fromkeys([ctx.site.matrix.public_hostname, ctx.site.matrix.server_name]))
     return _cert_check(ctx, host.address, 443, names)
 
 
-def tls_ldaps(ctx: CheckContext, host: VerifyHost) -> str:
+def tls_ldaps(ctx: CheckContext, host: InventoryHost) -> str:
     """636 presents a certificate valid for the address Synapse and the sync use."""
     return _cert_check(ctx, host.address, LDAPS_PORT, [host.address])
 
 
-def ldap_anonymous(ctx: CheckContext, host: VerifyHost) -> str:
+def ldap_anonymous(ctx: CheckContext, host: InventoryHost) -> str:
     """An anonymous search of the whole directory over LDAPS returns nothing."""
     ca = ca_file(ctx.site)
     tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=str(ca) if ca else None)
@@ -79,7 +79,7 @@ def ldap_anonymous(ctx: CheckContext, host: VerifyHost) -> str:
     return f"anonymous search under {suffix}: no entries ({answer})"
 
 
-def _call(ctx: CheckContext, host: VerifyHost, method: str, path: str,
+def _call(ctx: CheckContext, host: InventoryHost, method: str, path: str,
           body: dict[str, Any] | None = None) -> HttpAnswer:
     try:
         return https_request(ctx.site, host.address, method, path, body)
@@ -89,7 +89,7 @@ def _call(ctx: CheckContext, host: VerifyHost, method: str, path: str,
         raise CheckFailed(f"nothing answers on {host.address}:443") from None
 
 
-def client_api(ctx: CheckContext, host: VerifyHost) -> str:
+def client_api(ctx: CheckContext, host: InventoryHost) -> str:
     """GET /_matrix/client/versions through nginx over TLS answers with versions."""
     answer = _call(ctx, host, "GET", "/_matrix/client/versions")
     versions = answer.body.get("versions") if isinstance(answer.body, dict) else None
@@ -98,7 +98,7 @@ def client_api(ctx: CheckContext, host: VerifyHost) -> str:
     return f"200 in {answer.seconds * 1000:.0f} ms, spec versions up to {versions[-1]}"
 
 
-def admin_api_refused(ctx: CheckContext, host: VerifyHost) -> str:
+def admin_api_refused(ctx: CheckContext, host: InventoryHost) -> str:
     """/_synapse/admin is not reachable through nginx."""
     answer = _call(ctx, host, "GET", "/_synapse/admin/v1/server_version")
     if answer.status not in (403, 404):
@@ -107,7 +107,7 @@ def admin_api_refused(ctx: CheckContext, host: VerifyHost) -> str:
     return f"/_synapse/admin refused ({answer.status})"
 
 
-def registration_refused(ctx: CheckContext, host: VerifyHost) -> str:
+def registration_refused(ctx: CheckContext, host: InventoryHost) -> str:
     """POST /_matrix/client/v3/register is refused (403), not offered (401 flows)."""
     answer = _call(ctx, host, "POST", "/_matrix/client/v3/register",
                    {"username": "planb-verify-" + secrets.token_hex(4),
@@ -118,7 +118,7 @@ def registration_refused(ctx: CheckContext, host: VerifyHost) -> str:
     return f"registration refused (403 {answer.errcode})"
 
 
-def _login(ctx: CheckContext, host: VerifyHost, login: str, password: str) -> HttpAnswer:
+def _login(ctx: CheckContext, host: InventoryHost, login: str, password: str) -> HttpAnswer:
     body = {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": login},
             "password": password, "initial_device_display_name": "planb verify"}
     for _ in range(3):
@@ -152,7 +152,7 @@ def _guard_refusals(ctx: CheckContext, since: float) -> int | None:
     ordinary login, so the HTTP answer alone cannot show that the guard (and not
     the standby switch) stopped an injected login: its log line does.
     """
-    from planb.verify.inventory import load_hosts
+    from planb.inventory import load_hosts
 
     total, read = 0, False
     for other in load_hosts(ctx.site):
@@ -167,7 +167,7 @@ def _guard_refusals(ctx: CheckContext, since: float) -> int | None:
     return total if read else None
 
 
-def ldap_injection(ctx: CheckContext, host: VerifyHost) -> str:
+def ldap_injection(ctx: CheckContext, host: InventoryHost) -> str:
     """Logins holding * ( ) \\ never log anyone in (403 M_FORBIDDEN); the guard refused them."""
     probe = ctx.probe_accounts[0] if ctx.probe_accounts else None
     password = probe[1] if probe else secrets.token_urlsafe(16)
@@ -190,7 +190,7 @@ def ldap_injection(ctx: CheckContext, host: VerifyHost) -> str:
     return f"{tried} logins refused (403 M_FORBIDDEN){guard}, {how}"
 
 
-def admin_token(ctx: CheckContext, host: VerifyHost) -> str:
+def admin_token(ctx: CheckContext, host: InventoryHost) -> str:
     """The Synapse admin token on the controller exists with mode 0600."""
     path = ctx.site.state_dir / "synapse" / "admin-token"
     if not path.is_file():
@@ -201,7 +201,7 @@ def admin_token(ctx: CheckContext, host: VerifyHost) -> str:
     return f"{path} {mode:04o}"
 
 
-def probe_exchange(ctx: CheckContext, host: VerifyHost) -> str:
+def probe_exchange(ctx: CheckContext, host: InventoryHost) -> str:
     """Two probe accounts log in through LDAP via nginx over TLS and exchange a message."""
     from planb.verify.probes import run_probes
 

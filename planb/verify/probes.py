@@ -119,7 +119,7 @@ class _PinnedResolver(AbstractResolver):
 
 def fallback_address(site: SiteConfig) -> str:
     """The address of the fallback's proxy host (nginx), from the inventory."""
-    from planb.verify.inventory import load_hosts
+    from planb.inventory import load_hosts
 
     proxies = [h for h in load_hosts(site) if "fallback_proxy" in h.groups]
     if not proxies:

@@ -19,11 +19,12 @@ from datetime import UTC, datetime
 from testinfra.host import Host
 
 from planb.config import SiteConfig
-from planb.drills.actions import Redactor
+from planb.engine.redaction import Redactor
 from planb.errors import UsageError
+from planb.inventory import InventoryHost, load_hosts
 from planb.verify import host_checks as hc
 from planb.verify import net_checks as nc
-from planb.verify.inventory import HostConnections, VerifyHost, load_hosts
+from planb.verify.connections import HostConnections
 from planb.verify.model import CheckFailed, CheckResult, CheckSkipped, Status, VerifyReport
 
 log = logging.getLogger(__name__)
@@ -44,12 +45,12 @@ class CheckContext:
     cert_min_days: int = DEFAULT_CERT_MIN_DAYS
     probe_accounts: list[tuple[str, str]] = field(default_factory=list)
 
-    def remote(self, host: VerifyHost) -> Host:
+    def remote(self, host: InventoryHost) -> Host:
         """The testinfra host to run commands on ``host`` over SSH."""
         return self.connections.get(host)
 
 
-CheckFunc = Callable[[CheckContext, VerifyHost], str]
+CheckFunc = Callable[[CheckContext, InventoryHost], str]
 
 
 @dataclass(frozen=True)
@@ -141,15 +142,15 @@ def select_checks(names: Iterable[str] | None = None,
     return [c for c in checks if any(matches(c, n) for n in wanted)]
 
 
-def hosts_of(check: Check, hosts: Sequence[VerifyHost]) -> list[VerifyHost]:
+def hosts_of(check: Check, hosts: Sequence[InventoryHost]) -> list[InventoryHost]:
     """The hosts ``check`` applies to."""
     if check.group == FALLBACK:
         return [h for h in hosts if h.is_fallback]
     return [h for h in hosts if check.group in h.groups]
 
 
-def plan(checks: Sequence[Check], hosts: Sequence[VerifyHost],
-         only_host: str | None = None) -> list[tuple[Check, VerifyHost]]:
+def plan(checks: Sequence[Check], hosts: Sequence[InventoryHost],
+         only_host: str | None = None) -> list[tuple[Check, InventoryHost]]:
     """Every (check, host) pair to run; ``only_host`` limits them to one inventory host."""
     if only_host is not None and only_host not in {h.name for h in hosts}:
         raise UsageError(f"no host {only_host!r} in the inventory",
@@ -158,7 +159,7 @@ def plan(checks: Sequence[Check], hosts: Sequence[VerifyHost],
             if only_host is None or h.name == only_host]
 
 
-def _run_one(ctx: CheckContext, check: Check, host: VerifyHost, redact: Redactor
+def _run_one(ctx: CheckContext, check: Check, host: InventoryHost, redact: Redactor
              ) -> CheckResult:
     start = time.monotonic()
     status: Status
@@ -179,7 +180,7 @@ def _run_one(ctx: CheckContext, check: Check, host: VerifyHost, redact: Redactor
 def run_checks(site: SiteConfig, names: Iterable[str] | None = None, *,
                host: str | None = None, cert_min_days: int = DEFAULT_CERT_MIN_DAYS,
                probe_accounts: Sequence[tuple[str, str]] = (),
-               hosts: Sequence[VerifyHost] | None = None) -> VerifyReport:
+               hosts: Sequence[InventoryHost] | None = None) -> VerifyReport:
     """Run the selected checks on the site's inventory and return the report.
 
     ``names``: check names or prefixes (all when empty); ``host``: one inventory host;

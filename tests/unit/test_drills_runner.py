@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from planb.config import SiteConfig
-from planb.drills.actions import ActionContext, ActionRegistry, ActionResult, NoArgs, ProbeResult
 from planb.drills.runner import DrillResult, DrillRunner
 from planb.drills.scenario import Scenario, parse_scenario
+from planb.engine.actions import ActionContext, ActionRegistry, ActionResult, NoArgs, ProbeResult
 from planb.errors import DrillDeviated, Interrupted, PlanbError
 from planb.reports.keys import KeyPaths, init_keys, load_signer
 from planb.reports.store import JournalStore

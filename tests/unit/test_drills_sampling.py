@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from planb.drills import sampling
-from planb.drills.stack_actions import ProbeArgs, rings
+from planb.actions import sampling
+from planb.actions.stack import ProbeArgs, rings
 from planb.errors import PlanbError
 from tests.unit.test_drills_scenario import make_site
 

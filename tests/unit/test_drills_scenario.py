@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from planb.actions.lab import KillArgs
+from planb.cli.wiring import default_registry
 from planb.config import CsvSourceConfig, LabConfig, MatrixConfig, PrimaryConfig, SiteConfig
-from planb.drills.catalog import default_registry
-from planb.drills.lab_actions import KillArgs
 from planb.drills.scenario import (
     load_all,
     load_scenario,

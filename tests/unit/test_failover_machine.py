@@ -8,19 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from planb.config import SiteConfig
-from planb.drills.actions import ActionContext, ActionRegistry, ActionResult, NoArgs
-from planb.errors import ConfigError, Interrupted, PlanbError
-from planb.failover.actions import (
+from planb.actions.failover_steps import (
     ChecksArgs,
     SwitchArgs,
     instructions,
     sync_freeze,
     sync_unfreeze,
 )
-from planb.failover.announcement import AnnouncementContext, render_announcement
+from planb.config import SiteConfig
+from planb.engine.actions import ActionContext, ActionRegistry, ActionResult, NoArgs
+from planb.errors import ConfigError, Interrupted, PlanbError
 from planb.failover.machine import Failover
-from planb.failover.state import AuditLog, StateFile, sync_frozen
+from planb.messaging.announcement import AnnouncementContext, render_announcement
+from planb.mode import AuditLog, StateFile, sync_frozen
 from planb.reports.keys import KeyPaths, init_keys, load_signer
 from planb.reports.store import JournalStore
 from planb.reports.verify import verify_directory

@@ -6,21 +6,21 @@ from __future__ import annotations
 import shlex
 
 from planb.directory.fallback_apply import ApplyReport, Failure
+from planb.inventory import InventoryHost
 from planb.messaging.announce import AnnounceReport
 from planb.messaging.apply import Job, interleave, run_jobs
 from planb.messaging.rooms import RoomNames, room_body
-from planb.messaging.tunnel import SshTarget, free_port
-from planb.verify.inventory import VerifyHost
+from planb.messaging.tunnel import free_port, tunnel_argv
 
 ADMIN = "@planb-admin:planb.lab"
 
 
 def test_tunnel_uses_the_inventory_connection_and_forwards_only_loopback() -> None:
-    host = VerifyHost("fallback", "10.77.23.11", ("fallback_messaging",), {
+    host = InventoryHost("fallback", "10.77.23.11", ("fallback_messaging",), {
         "ansible_host": "10.77.23.11", "ansible_user": "root", "ansible_port": 2222,
         "ansible_ssh_private_key_file": "/site/.planb/lab/id_ed25519",
         "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o 'LogLevel=ERROR'"})
-    argv = SshTarget.from_host(host).argv(41234)
+    argv = tunnel_argv(host.ssh, 41234)
     line = shlex.join(argv)
     assert argv[0] == "ssh"
     assert "-L 127.0.0.1:41234:127.0.0.1:8008" in line

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from planb.config import SiteConfig
-from planb.drills.actions import NoArgs, ProbeResult
 from planb.drills.records import DrillJournal, Footprint, StepRecord, VerifyRound
 from planb.drills.scenario import Scenario
+from planb.engine.actions import NoArgs, ProbeResult
 from planb.reports.journal import StoredJournal
 from planb.reports.keys import KeyPaths, init_keys, load_signer
 from planb.reports.render.load import load_docs

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from planb.cli.main import app
 from planb.config import DEFAULT_CRISIS_TITLES, CrisisCellConfig, load_config
 from planb.errors import ConfigError
-from planb.failover.state import freeze_sync
+from planb.mode import freeze_sync
 from planb.runbooks.contacts import build_sheet, in_cell
 from tests.unit.test_runbooks_render import lab_agents, lab_site  # noqa: F401
 

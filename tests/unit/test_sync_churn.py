@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from planb.lab.churn import KINDS, split_counts
+from planb.directory.lab_churn import KINDS, split_counts
 
 
 @pytest.mark.parametrize("total", [0, 1, 4, 5, 15, 90, 91])

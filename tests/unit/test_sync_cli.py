@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from planb.cli.main import app
-from planb.directory.inventory_values import vault_value
+from planb.directory.fallback_endpoint import vault_value
 from planb.errors import EXIT_ERROR, EXIT_USAGE
-from planb.failover.state import freeze_sync
+from planb.mode import freeze_sync
 
 runner = CliRunner()
 PASSWORD = "primary-Bind-Password-42"
@@ -61,12 +61,25 @@ def test_unreachable_primary_is_an_error_that_names_it_and_hides_the_password(
     assert "cannot reach the primary directory at ldaps://127.0.0.1:" in done.stderr
     assert "nothing was changed" in done.stderr
     assert PASSWORD not in done.output + done.stderr
-    done = runner.invoke(app, ["--config", str(site), "sync", "apply", "--yes"])
+    done = runner.invoke(app, ["--config", str(site), "sync", "apply", "--yes", "--ldap-only"])
     assert done.exit_code == EXIT_ERROR
     assert "cannot reach the primary directory" in done.stderr
 
 
-@pytest.mark.parametrize("command", [["plan"], ["apply", "--yes"]])
+def test_apply_without_a_matrix_target_refuses_unless_ldap_only(site: Path) -> None:
+    """The site has no admin token (not deployed): apply must not sync LDAP alone and
+    exit 0 as if the agents could log in to Matrix."""
+    done = runner.invoke(app, ["--config", str(site), "sync", "apply", "--yes"])
+    assert done.exit_code == EXIT_USAGE, done.output
+    assert "Matrix target is not configured" in done.stderr
+    assert "nothing was changed" in done.stderr and "--ldap-only" in done.stderr
+    # asked for LDAP only, it goes on (here to the unreachable primary)
+    done = runner.invoke(app, ["--config", str(site), "sync", "apply", "--yes", "--ldap-only"])
+    assert done.exit_code == EXIT_ERROR
+    assert "cannot reach the primary directory" in done.stderr
+
+
+@pytest.mark.parametrize("command", [["plan"], ["apply", "--yes", "--ldap-only"]])
 def test_active_failover_refuses_to_read_the_primary(site: Path, command: list[str]) -> None:
     freeze_sync(site.parent / ".planb", by="test", why="drill", at="2026-01-01T00:00:00Z")
     done = runner.invoke(app, ["--config", str(site), "sync", *command])

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from planb.errors import UsageError
+from planb.inventory import InventoryHost, parse_inventory
 from planb.verify import CHECKS, to_junit_xml, write_junit
 from planb.verify.accounts import load_probe_accounts
-from planb.verify.inventory import VerifyHost, parse_inventory
 from planb.verify.model import CheckResult, VerifyReport
 from planb.verify.registry import plan, select_checks
 
@@ -102,7 +102,7 @@ def test_plan_applies_checks_to_their_groups_and_one_host() -> None:
     assert [h.name for _, h in only] == ["directory"]
     with pytest.raises(UsageError, match="no host 'nope'"):
         plan(select_checks(["ports"]), hosts, only_host="nope")
-    assert isinstance(hosts[0], VerifyHost)
+    assert isinstance(hosts[0], InventoryHost)
 
 
 def test_probe_accounts_file(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """Render-time pseudonymisation: a report never shows a sampled agent's login.
 
 Drill journals already hold pseudonyms (``agent-`` and 12 hex digits, from
-:func:`planb.drills.sampling.pseudonym`) for every probed agent. This is the second
+:func:`planb.actions.sampling.pseudonym`) for every probed agent. This is the second
 line of defence for journals written otherwise (an older planb, another producer):
 
 - a probe ``subject`` that is not a pseudonym is shown as ``agent-hidden-N``;

@@ -3,11 +3,11 @@
 - ``verify.checks`` runs :func:`planb.verify.run_checks` (by default the checks that
   matter for a failover, :data:`planb.verify.FAILOVER_CHECKS`); it holds when the
   report is ok, and its output ends with the failing checks.
-- ``probes.run`` draws a sample (:mod:`planb.drills.sampling`), binds each account to
+- ``probes.run`` draws a sample (:mod:`planb.actions.sampling`), binds each account to
   the fallback LDAP over LDAPS, then has them all log in to Matrix through nginx over
   TLS, send and receive a message (:func:`planb.verify.run_probes`), and (when
   planb.messaging can post it) see the current incident's announcement
-  (:mod:`planb.drills.announcement_probe`). Logins appear in the journal only as
+  (:mod:`planb.verify.announcement_probe`). Logins appear in the journal only as
   pseudonyms. Without planb.messaging the announcement sub-check is reported as not
   available, never as passed.
 """
@@ -23,11 +23,14 @@ from typing import Literal
 import ldap3
 from ldap3.core.exceptions import LDAPException
 
+from planb.actions import sampling
+from planb.actions.failover_steps import ChecksArgs
 from planb.config import SiteConfig
-from planb.drills import sampling
-from planb.drills.actions import ActionContext, ActionRegistry, ActionResult, ProbeResult
+from planb.engine.actions import ActionContext, ActionRegistry, ActionResult, ProbeResult
 from planb.errors import PlanbError
-from planb.failover.actions import ChecksArgs
+from planb.messaging.sync_target import ANNOUNCEMENT_ROOM
+from planb.mode import StateFile
+from planb.verify.announcement_probe import check_announcement
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +55,8 @@ class ProbeArgs:
 
 def verify_checks(ctx: ActionContext, args: ChecksArgs) -> ActionResult:
     """The verify checks, re-run until they pass or ``wait_seconds`` are over."""
+    from planb.inventory import load_hosts
     from planb.verify import FAILOVER_CHECKS, run_checks
-    from planb.verify.inventory import load_hosts
 
     names = list(args.checks) or list(FAILOVER_CHECKS)
     hosts = load_hosts(ctx.site)
@@ -105,7 +108,7 @@ def _find_dn(site: SiteConfig, login: str) -> str:
     """The DN of ``login`` in the fallback LDAP (probe accounts), read as the sync account."""
     from ldap3.utils.conv import escape_filter_chars
 
-    from planb.directory.inventory_values import fallback_endpoint
+    from planb.directory.fallback_endpoint import fallback_endpoint
 
     conn = fallback_endpoint(site).connect(read_only=True)
     try:
@@ -121,7 +124,7 @@ def _find_dn(site: SiteConfig, login: str) -> str:
 
 def _ldap_bind(site: SiteConfig, account: sampling.Account) -> tuple[bool, float, str]:
     """Bind as the account to the fallback LDAP over verified LDAPS."""
-    from planb.directory.inventory_values import fallback_endpoint
+    from planb.directory.fallback_endpoint import fallback_endpoint
 
     start = time.monotonic()
     try:
@@ -212,20 +215,13 @@ def probes_run(ctx: ActionContext, args: ProbeArgs) -> ActionResult:
 def _announcement(ctx: ActionContext, sample: sampling.Sample,
                   names: dict[str, str]) -> tuple[str, list[ProbeResult]]:
     """The announcement sub-check: each sampled agent sees this incident's announcement."""
-    from planb.drills.announcement_probe import check_announcement
-    from planb.failover.announce_action import announcement_module
-    from planb.failover.state import StateFile
-
-    module, needs = announcement_module()
-    if module is None:
-        return f"announcement: not checked - not available yet (needs {needs})", []
     if sample.source != "lab-agents":
         return ("announcement: not checked - probe accounts are not agents, so they are not "
                 "in the announcement room"), []
     state = StateFile(ctx.site.state_dir).load()
     if state.mode != "active" or not state.incident_id:
         return "announcement: not checked - the fallback is not active", []
-    room = getattr(module, "ANNOUNCEMENT_ROOM", None) or "annonces"
+    room = ANNOUNCEMENT_ROOM
     seen = check_announcement(ctx.site, [(a.login, a.password) for a in sample.accounts],
                               state.incident_id, room=room,
                               timeout=max(5.0, ctx.remaining() - 2))

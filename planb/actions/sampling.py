@@ -29,6 +29,7 @@ from typing import Literal
 
 from planb.config import SiteConfig
 from planb.errors import PlanbError
+from planb.messaging.sync_target import target_for
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +98,9 @@ def pseudonym(key: bytes, login: str) -> str:
 
 
 def matrix_provisioned(site: SiteConfig) -> bool:
-    """Whether the sync provisions agents in Matrix (planb.messaging's sync target exists)."""
-    from planb.directory.sync import configured_matrix_target
-
+    """Whether the sync provisions agents in Matrix (the site has a Matrix sync target)."""
     try:
-        return configured_matrix_target(site) is not None
+        return target_for(site) is not None
     except PlanbError as exc:
         log.info("Matrix target not usable: %s", exc)
         return False
@@ -122,7 +121,7 @@ def probe_accounts(site: SiteConfig, why: str) -> Sample:
 
 def active_agents(site: SiteConfig) -> dict[str, str]:
     """login -> DN of every active agent in the fallback LDAP (as the sync account reads it)."""
-    from planb.directory.inventory_values import fallback_endpoint
+    from planb.directory.fallback_endpoint import fallback_endpoint
     from planb.directory.ldap_source import paged_entries
 
     conn = fallback_endpoint(site).connect(read_only=True)

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from planb.drills.actions import ActionContext, ActionRegistry, ActionResult
+from planb.engine.actions import ActionContext, ActionRegistry, ActionResult
 from planb.errors import PlanbError, UsageError
 from planb.lab import machines, network
 from planb.lab.lab import Lab

@@ -1,10 +1,8 @@
 """The actions failover steps run: freeze/unfreeze the sync, switch the fallback, instructions.
 
 ``fallback.switch`` runs ``playbooks/failover.yml`` with ``planb_failover_mode``
-through :mod:`planb.provisioning`; it is registered as unavailable while that
-playbook does not exist. ``verify.checks`` and ``probes.run`` live in
-:mod:`planb.drills.stack_actions`, ``messaging.announce`` in
-:mod:`planb.failover.announce_action`.
+through :mod:`planb.provisioning`. ``verify.checks`` and ``probes.run`` live in
+:mod:`planb.actions.stack`, ``messaging.announce`` in :mod:`planb.actions.announce`.
 """
 
 from __future__ import annotations
@@ -14,15 +12,19 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import planb
-from planb.drills.actions import ActionContext, ActionRegistry, ActionResult, NoArgs
-from planb.errors import PlanbError
-from planb.failover.announcement import AnnouncementContext, local_time_fr, render_announcement
-from planb.failover.state import freeze_flag, freeze_sync, unfreeze_sync
+from planb.engine.actions import ActionContext, ActionRegistry, ActionResult, NoArgs
+from planb.errors import PlanbError, UsageError
+from planb.messaging.announcement import incident_announcement
+from planb.mode import freeze_flag, freeze_sync, unfreeze_sync
+from planb.provisioning.deploy import check_inventory
+from planb.provisioning.results import failure_message
+from planb.provisioning.runner import new_run_dir, run_playbook
 from planb.reports.store import utc_now
+from planb.verify.registry import select_checks
 
 log = logging.getLogger(__name__)
 
-FAILOVER_PLAYBOOK = planb.PROJECT_ROOT / "playbooks" / "failover.yml"
+FAILOVER_PLAYBOOK = planb.PLAYBOOKS_DIR / "failover.yml"
 
 
 @dataclass(frozen=True)
@@ -44,9 +46,6 @@ class ChecksArgs:
     wait_seconds: float = 0.0
 
     def __post_init__(self) -> None:
-        from planb.errors import UsageError
-        from planb.verify.registry import select_checks
-
         if self.wait_seconds < 0:
             raise ValueError("wait_seconds must not be negative")
         try:
@@ -78,18 +77,11 @@ def instructions(ctx: ActionContext, args: NoArgs) -> ActionResult:
     incident = ctx.incident
     if incident is None:
         raise PlanbError("failover.instructions only runs inside a failover activation")
-    text = render_announcement(ctx.site, AnnouncementContext(
-        activated_at=local_time_fr(incident.started_at, ctx.site.deploy.timezone),
-        incident_id=incident.id, reason=incident.reason, drill=incident.drill))
-    return ActionResult(True, text)
+    return ActionResult(True, incident_announcement(ctx.site, incident))
 
 
 def switch(ctx: ActionContext, args: SwitchArgs) -> ActionResult:
     """Run playbooks/failover.yml with planb_failover_mode=<mode> on the site's inventory."""
-    from planb.provisioning.deploy import check_inventory
-    from planb.provisioning.results import failure_message
-    from planb.provisioning.runner import new_run_dir, run_playbook
-
     site = ctx.site
     result = run_playbook(
         FAILOVER_PLAYBOOK, check_inventory(site),
@@ -114,10 +106,5 @@ def register_failover_actions(registry: ActionRegistry) -> None:
         sync_unfreeze)
     registry.action("failover.instructions", summary="render what to tell agents "
                     "(the activation announcement)", timeout=10)(instructions)
-    if FAILOVER_PLAYBOOK.is_file():
-        registry.action("fallback.switch", summary="switch the fallback to active or standby "
-                        "(playbooks/failover.yml)", args=SwitchArgs, timeout=600)(switch)
-    else:
-        registry.unavailable("fallback.switch", args=SwitchArgs, timeout=600,
-                             summary="switch the fallback to active or standby",
-                             needs=f"the switch playbook {FAILOVER_PLAYBOOK} (not written yet)")
+    registry.action("fallback.switch", summary="switch the fallback to active or standby "
+                    "(playbooks/failover.yml)", args=SwitchArgs, timeout=600)(switch)

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import jinja2
 
 from planb.config import SiteConfig
+from planb.engine.actions import Incident
 from planb.errors import ConfigError
 
 SITE_TEMPLATES_DIR = "templates"
@@ -89,3 +90,10 @@ def local_time_fr(utc_iso: str, timezone: str) -> str:
     except ZoneInfoNotFoundError:
         return moment.strftime("%d/%m/%Y à %H h %M (UTC)")
     return moment.strftime("%d/%m/%Y à %H h %M")
+
+
+def incident_announcement(site: SiteConfig, incident: Incident) -> str:
+    """The announcement of ``incident``: what is posted to agents and printed for admins."""
+    return render_announcement(site, AnnouncementContext(
+        activated_at=local_time_fr(incident.started_at, site.deploy.timezone),
+        incident_id=incident.id, reason=incident.reason, drill=incident.drill))

@@ -1,27 +1,28 @@
-"""The default action registry of a site: what scenarios and failover steps can name.
+"""The composition root: the action registry and journal store a site's commands run with.
 
-Real: lab network isolation and service kill/wait/check (lab sites), sync
-freeze/unfreeze, the agents' instructions, the failover state check,
-``fallback.switch`` (``playbooks/failover.yml``), ``verify.checks`` and ``probes.run``
-(:mod:`planb.drills.stack_actions`), ``failover.activate`` / ``failover.deactivate``.
-``messaging.announce`` is real once planb.messaging provides ``announce``; until then
-it is registered as unavailable and activations record the announcement step as
-*unavailable* (:mod:`planb.failover.announce_action`).
+Drills and failover never import each other; this module wires them together. The
+registry holds every action a scenario or a failover step may name: lab network
+isolation and service kill/wait/check (:mod:`planb.actions.lab`, lab sites only), sync
+freeze/unfreeze, the agents' instructions and ``fallback.switch``
+(:mod:`planb.actions.failover_steps`), ``verify.checks`` and ``probes.run``
+(:mod:`planb.actions.stack`), ``messaging.announce`` (:mod:`planb.actions.announce`),
+and ``failover.activate`` / ``failover.deactivate``, which run the real failover
+machine (:class:`planb.failover.machine.Failover`) inside a drill.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from planb.actions.announce import register_announce_action
+from planb.actions.failover_steps import SwitchArgs, register_failover_actions
+from planb.actions.lab import register_lab_actions
+from planb.actions.stack import ProbeArgs, register_stack_actions
 from planb.config import SiteConfig
-from planb.drills.actions import ActionContext, ActionRegistry, ActionResult, NoArgs
-from planb.drills.lab_actions import register_lab_actions
-from planb.drills.stack_actions import ProbeArgs, register_stack_actions
+from planb.engine.actions import ActionContext, ActionRegistry, ActionResult, NoArgs
 from planb.errors import UsageError
-from planb.failover.actions import SwitchArgs, register_failover_actions
-from planb.failover.announce_action import register_announce_action
 from planb.failover.machine import Failover
-from planb.failover.state import StateFile
+from planb.mode import StateFile
 from planb.reports.keys import KeyPaths, load_signer
 from planb.reports.store import JournalStore
 

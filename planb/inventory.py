@@ -1,0 +1,214 @@
+"""The one reader of a site's Ansible inventory: hosts, groups, addresses, SSH, vault values.
+
+Every package asks here, so the sync, verify, the runbooks, the admin tunnel and the
+playbooks always agree on which host is where. Hosts come from
+``ansible-inventory --list`` (planb's own, from its environment), which resolves
+hosts, groups and variables exactly as the playbooks see them: ``host_vars/``,
+``group_vars/``, INI or YAML inventories. Only connection settings and non-secret
+variables are kept on :class:`InventoryHost`; secrets are read one at a time with
+:func:`vault_value` (an ansible-vault encrypted file is decrypted with
+``ANSIBLE_VAULT_PASSWORD_FILE``) and come back as :class:`~planb.schema.Secret`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from planb.config import SiteConfig
+from planb.errors import ConfigError, PlanbError
+from planb.schema import Secret
+
+log = logging.getLogger(__name__)
+
+#: The inventory groups the fallback's roles are applied to (one host may be in all).
+FALLBACK_DIRECTORY = "fallback_directory"
+FALLBACK_MESSAGING = "fallback_messaging"
+FALLBACK_PROXY = "fallback_proxy"
+FALLBACK_GROUPS = (FALLBACK_DIRECTORY, FALLBACK_MESSAGING, FALLBACK_PROXY)
+
+VAULT_FILE = Path("group_vars") / "all" / "vault.yml"
+VAULT_HEADER = "$ANSIBLE_VAULT"
+_SECRET = re.compile(r"(?i)^vault_|password|passwd|secret|token|passphrase|_pass$")
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """How to reach a host with ssh, from its inventory variables (as Ansible does)."""
+
+    name: str
+    address: str
+    user: str | None = None
+    port: int | None = None
+    key_file: str | None = None
+    options: tuple[str, ...] = ()
+
+    @property
+    def destination(self) -> str:
+        return f"{self.user}@{self.address}" if self.user else self.address
+
+    def ssh_args(self) -> list[str]:
+        """Options, key and port for ``ssh`` (the destination not included)."""
+        args = list(self.options)
+        if self.key_file:
+            args += ["-i", self.key_file]
+        if self.port:
+            args += ["-p", str(self.port)]
+        return args
+
+
+@dataclass(frozen=True)
+class InventoryHost:
+    """One inventory host: name, address, groups and its non-secret variables."""
+
+    name: str
+    address: str
+    groups: tuple[str, ...]
+    hostvars: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def is_fallback(self) -> bool:
+        return any(g in self.groups for g in FALLBACK_GROUPS)
+
+    @property
+    def ssh(self) -> SshTarget:
+        """How ssh reaches this host: user, port, key and extra options from its variables."""
+        hv = self.hostvars
+        extra = " ".join(str(hv.get(k) or "") for k in ("ansible_ssh_common_args",
+                                                         "ansible_ssh_extra_args"))
+        key = hv.get("ansible_ssh_private_key_file") or hv.get("ansible_private_key_file")
+        port = hv.get("ansible_port")
+        user = hv.get("ansible_user")
+        return SshTarget(name=self.name, address=self.address,
+                         user=str(user) if user else None, port=int(port) if port else None,
+                         key_file=str(key) if key else None, options=tuple(shlex.split(extra)))
+
+
+def _group_members(inventory: Mapping[str, Any], group: str, seen: set[str]) -> set[str]:
+    if group in seen:
+        return set()
+    seen.add(group)
+    entry = inventory.get(group, {})
+    hosts = set(entry.get("hosts", []))
+    for child in entry.get("children", []):
+        hosts |= _group_members(inventory, child, seen)
+    return hosts
+
+
+def parse_inventory(data: Mapping[str, Any]) -> list[InventoryHost]:
+    """Hosts from ``ansible-inventory --list`` JSON, secret-looking variables dropped."""
+    hostvars = data.get("_meta", {}).get("hostvars", {})
+    groups = [g for g in data if g not in ("_meta", "all", "ungrouped")]
+    members = {g: _group_members(data, g, set()) for g in groups}
+    hosts = []
+    for name in sorted(hostvars):
+        kept = {k: v for k, v in hostvars[name].items() if not _SECRET.search(k)}
+        hosts.append(InventoryHost(
+            name=name, address=str(kept.get("ansible_host", name)),
+            groups=tuple(sorted(g for g in groups if name in members[g])), hostvars=kept))
+    return hosts
+
+
+def check_inventory(site: SiteConfig) -> Path:
+    """The site's inventory folder; :class:`ConfigError` (exit 2) with a hint if it is missing."""
+    inventory = site.inventory_dir
+    if not inventory.is_dir():
+        raise ConfigError(
+            f"inventory folder {inventory} does not exist", path=str(site.source),
+            key="paths.inventory",
+            hint=f"create it with 'planb init {site.base_dir}' (or 'planb lab up' for the lab), "
+            "or point paths.inventory in planb.yml at an existing inventory",
+        )
+    return inventory
+
+
+def ansible_tool(name: str) -> str:
+    """The path of an Ansible command line tool: planb's own environment first, else PATH."""
+    for path in (str(Path(sys.executable).parent), None):
+        found = shutil.which(name, path=path)
+        if found:
+            return found
+    raise PlanbError(f"{name} not found", hint="install planb with its dependencies "
+                     "(scripts/setup.sh), which brings ansible-core")
+
+
+def load_hosts(site: SiteConfig) -> list[InventoryHost]:
+    """The site's inventory hosts; :class:`PlanbError` if Ansible cannot read it."""
+    inventory = check_inventory(site)
+    env = {**os.environ, "ANSIBLE_VERBOSITY": "0", "ANSIBLE_NOCOLOR": "1"}
+    proc = subprocess.run([ansible_tool("ansible-inventory"), "-i", str(inventory), "--list"],
+                          capture_output=True, text=True, env=env, timeout=120,
+                          cwd=site.base_dir)
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+        raise PlanbError(f"cannot read the inventory {inventory}: "
+                         + (lines[-1] if lines else f"ansible-inventory exited {proc.returncode}"),
+                         hint="an encrypted vault needs ANSIBLE_VAULT_PASSWORD_FILE")
+    return parse_inventory(json.loads(proc.stdout))
+
+
+def hosts_in(site: SiteConfig, group: str,
+             hosts: list[InventoryHost] | None = None) -> list[InventoryHost]:
+    """The hosts of ``group`` (children included), by name."""
+    return [h for h in (load_hosts(site) if hosts is None else hosts) if group in h.groups]
+
+
+def first_host(site: SiteConfig, group: str,
+               hosts: list[InventoryHost] | None = None) -> InventoryHost:
+    """The first host of ``group``; :class:`ConfigError` naming the group if it has none."""
+    found = hosts_in(site, group, hosts)
+    if not found:
+        raise ConfigError(f"no host in group {group}", path=str(site.inventory_dir),
+                          hint=f"add the host that runs it to the group {group} of the "
+                               "site's inventory")
+    return found[0]
+
+
+def _vault_text(path: Path, key: str) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file not found", path=str(path),
+                          hint="create the site's inventory ('planb init' or 'planb lab up')"
+                          ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {type(exc).__name__}", path=str(path)) from None
+    if not text.startswith(VAULT_HEADER):
+        return text
+    password_file = os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE")
+    if not password_file:
+        raise ConfigError("encrypted with ansible-vault", path=str(path),
+                          hint=f"set ANSIBLE_VAULT_PASSWORD_FILE so planb can read {key}")
+    proc = subprocess.run([ansible_tool("ansible-vault"), "view", "--vault-password-file",
+                           password_file, str(path)], capture_output=True, text=True,
+                          check=False)
+    if proc.returncode != 0:
+        raise ConfigError("ansible-vault could not decrypt it", path=str(path),
+                          hint="check ANSIBLE_VAULT_PASSWORD_FILE")
+    return proc.stdout
+
+
+def vault_value(inventory_dir: Path, key: str) -> Secret:
+    """One secret from ``group_vars/all/vault.yml``; ConfigError if unset or a placeholder."""
+    path = inventory_dir / VAULT_FILE
+    try:
+        data = yaml.safe_load(_vault_text(path, key))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"cannot read: {type(exc).__name__}", path=str(path)) from None
+    value = data.get(key) if isinstance(data, Mapping) else None
+    if not isinstance(value, str) or not value or value == "CHANGE-ME":
+        raise ConfigError(f"{key} is not set", path=str(path),
+                          hint="set it (the same value the playbooks gave that account)")
+    return Secret(value)
