@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
+from typer.core import TyperCommand
 
 from planb.cli.context import console, options, print_json
 from planb.errors import PlanbError
-from planb.verify import CHECKS, VerifyReport, run_checks, write_junit
-from planb.verify.accounts import default_probe_file, load_probe_accounts
-from planb.verify.registry import DEFAULT_CERT_MIN_DAYS
+
+# planb.verify pulls in testinfra, matrix-nio and ldap3: imported where the command runs
+# (or shows its help), so 'planb --help' stays quick.
+if TYPE_CHECKING:
+    from planb.verify import VerifyReport
 
 app = typer.Typer()
 
@@ -35,7 +38,17 @@ def _table(report: VerifyReport) -> Table:
     return table
 
 
-@app.command("verify", epilog="Checks: " + ", ".join(c.name for c in CHECKS))
+class _VerifyCommand(TyperCommand):
+    """'planb verify': its help ends with the names of the checks, read when it is shown."""
+
+    def get_help(self, ctx: typer.Context) -> str:  # type: ignore[override]
+        from planb.verify import CHECKS
+
+        self.epilog = "Checks: " + ", ".join(c.name for c in CHECKS)
+        return super().get_help(ctx)
+
+
+@app.command("verify", cls=_VerifyCommand)
 def verify(
     ctx: typer.Context,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
@@ -47,9 +60,10 @@ def verify(
              "repeatable.")] = None,
     host: Annotated[str | None, typer.Option("--host", metavar="HOST",
                                              help="Check only this inventory host.")] = None,
-    cert_days: Annotated[int, typer.Option(
-        "--cert-days", min=0, help="Fail certificates that expire within this many days.")
-    ] = DEFAULT_CERT_MIN_DAYS,
+    cert_days: Annotated[int | None, typer.Option(
+        "--cert-days", min=0, show_default=False,
+        help="Fail certificates that expire within this many days (default: 30).")
+    ] = None,
     probe_file: Annotated[Path | None, typer.Option(
         "--probe-file", metavar="FILE",
         help="Probe accounts, one 'login password' per line (mode 0600); default "
@@ -61,10 +75,15 @@ def verify(
 
     Exit 0 when every check passes (or is skipped), 1 when one fails or cannot run.
     """
+    from planb.verify import run_checks, write_junit
+    from planb.verify.accounts import default_probe_file, load_probe_accounts
+    from planb.verify.registry import DEFAULT_CERT_MIN_DAYS
+
     site = options(ctx).load_site()
     path = probe_file or default_probe_file(site)
     accounts = load_probe_accounts(path) if probe_file or path.exists() else []
-    report = run_checks(site, only, host=host, cert_min_days=cert_days, probe_accounts=accounts)
+    report = run_checks(site, only, host=host, probe_accounts=accounts,
+                        cert_min_days=DEFAULT_CERT_MIN_DAYS if cert_days is None else cert_days)
     if junit is not None:
         write_junit(report, junit)
     if json_out:

@@ -27,8 +27,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import ansible_runner
-
 import planb
 from planb.errors import ConfigError, PlanbError, PrerequisiteError, UsageError
 from planb.provisioning.results import EventTally, PlaybookResult, ProgressEvent, Status
@@ -184,6 +182,10 @@ def _run_in_thread(kwargs: dict[str, Any], stop: threading.Event) -> Any:
     """
     outcome: dict[str, Any] = {}
     done = threading.Event()
+
+    # Imported here, not at the top: 'planb --help' and the commands that never run a
+    # playbook start without loading it.
+    import ansible_runner
 
     def work() -> None:
         try:

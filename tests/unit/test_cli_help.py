@@ -57,3 +57,14 @@ def test_help_paragraphs_reflow_to_the_terminal(path: tuple[str, ...], command: 
         if "[" in line or len(line) > 380:  # rich markup, or too long for one line
             continue
         assert line in text, f"{' '.join(path)}: paragraph not on one line: {line!r}"
+
+
+def test_verify_help_lists_every_check_and_the_cert_default() -> None:
+    """The check names and the default are read when the help is shown, not at start."""
+    from planb.verify import CHECKS
+    from planb.verify.registry import DEFAULT_CERT_MIN_DAYS
+
+    text = _help(("verify",), width=400)
+    assert "Checks: package.slapd" in text
+    assert all(f" {check.name}" in text for check in CHECKS)
+    assert f"(default: {DEFAULT_CERT_MIN_DAYS})" in text
