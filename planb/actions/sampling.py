@@ -28,8 +28,12 @@ from pathlib import Path
 from typing import Literal
 
 from planb.config import SiteConfig
+from planb.directory.fallback_endpoint import fallback_endpoint
+from planb.directory.ldap_source import paged_entries
 from planb.errors import PlanbError
+from planb.lab.agents import agent_password
 from planb.messaging.sync_target import target_for
+from planb.verify.accounts import default_probe_file, load_probe_accounts
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +112,6 @@ def matrix_provisioned(site: SiteConfig) -> bool:
 
 def probe_accounts(site: SiteConfig, why: str) -> Sample:
     """The deployed probe accounts; PlanbError when there are fewer than two."""
-    from planb.verify.accounts import default_probe_file, load_probe_accounts
 
     path = default_probe_file(site)
     if not path.exists():
@@ -121,8 +124,6 @@ def probe_accounts(site: SiteConfig, why: str) -> Sample:
 
 def active_agents(site: SiteConfig) -> dict[str, str]:
     """login -> DN of every active agent in the fallback LDAP (as the sync account reads it)."""
-    from planb.directory.fallback_endpoint import fallback_endpoint
-    from planb.directory.ldap_source import paged_entries
 
     conn = fallback_endpoint(site).connect(read_only=True)
     try:
@@ -150,7 +151,6 @@ def choose(site: SiteConfig, size: int, seed: int, *, source: str = "auto",
 
     ``population``: the active agents already read (login -> DN), else read now.
     """
-    from planb.lab.agents import agent_password
 
     if source == "probe-accounts":
         return probe_accounts(site, "asked for in the scenario")

@@ -26,10 +26,13 @@ from ldap3.core.exceptions import LDAPException
 from planb.actions import sampling
 from planb.actions.failover_steps import ChecksArgs
 from planb.config import SiteConfig
+from planb.directory.fallback_endpoint import fallback_endpoint
 from planb.engine.actions import ActionContext, ActionRegistry, ActionResult, ProbeResult
 from planb.errors import PlanbError
+from planb.inventory import load_hosts
 from planb.messaging.sync_target import ANNOUNCEMENT_ROOM
 from planb.mode import StateFile
+from planb.verify import FAILOVER_CHECKS, run_checks, run_probes
 from planb.verify.announcement_probe import check_announcement
 
 log = logging.getLogger(__name__)
@@ -55,8 +58,6 @@ class ProbeArgs:
 
 def verify_checks(ctx: ActionContext, args: ChecksArgs) -> ActionResult:
     """The verify checks, re-run until they pass or ``wait_seconds`` are over."""
-    from planb.inventory import load_hosts
-    from planb.verify import FAILOVER_CHECKS, run_checks
 
     names = list(args.checks) or list(FAILOVER_CHECKS)
     hosts = load_hosts(ctx.site)
@@ -108,7 +109,6 @@ def _find_dn(site: SiteConfig, login: str) -> str:
     """The DN of ``login`` in the fallback LDAP (probe accounts), read as the sync account."""
     from ldap3.utils.conv import escape_filter_chars
 
-    from planb.directory.fallback_endpoint import fallback_endpoint
 
     conn = fallback_endpoint(site).connect(read_only=True)
     try:
@@ -124,7 +124,6 @@ def _find_dn(site: SiteConfig, login: str) -> str:
 
 def _ldap_bind(site: SiteConfig, account: sampling.Account) -> tuple[bool, float, str]:
     """Bind as the account to the fallback LDAP over verified LDAPS."""
-    from planb.directory.fallback_endpoint import fallback_endpoint
 
     start = time.monotonic()
     try:
@@ -160,7 +159,6 @@ def rings(accounts: tuple[sampling.Account, ...], size: int = RING_SIZE
 
 def probes_run(ctx: ActionContext, args: ProbeArgs) -> ActionResult:
     """Sampled accounts bind to the fallback LDAP, then log in, send and receive on Matrix."""
-    from planb.verify import run_probes
 
     seed = sampling.seed_for(ctx.run_id, args.seed)
     sample = _sample(ctx, args, seed)

@@ -34,6 +34,7 @@ from planb.bundle.manifest import (
     sums_text,
 )
 from planb.errors import PlanbError
+from planb.lab import image
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,6 @@ def default_output() -> Path:
 
 def build_context() -> dict[str, str]:
     """What besides the lists decides the content: lab image, mirrors, package index."""
-    from planb.lab import image
 
     return {
         "image": image.image_id(),
@@ -108,7 +108,6 @@ def build_bundle(output: Path | None = None, *, refresh: bool = False,
 
 
 def _build_into(output: Path, inputs: Inputs, progress: Progress) -> Manifest:
-    from planb.lab import image
 
     staging = output.with_name(f".{output.name}.building")
     if staging.exists():

@@ -22,6 +22,8 @@ from testinfra.host import Host
 
 from planb.config import SiteConfig
 from planb.drills.records import Collectors, Footprint, planb_versions
+from planb.inventory import load_hosts
+from planb.verify.connections import HostConnections
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +51,6 @@ T = TypeVar("T")
 def _on_hosts(site: SiteConfig, group: str | None,
               work: Callable[[str, Host, set[str]], T]) -> list[T]:
     """Run ``work(host_name, testinfra_host, groups)`` on each fallback host (of ``group``)."""
-    from planb.inventory import load_hosts
-    from planb.verify.connections import HostConnections
 
     connections = HostConnections()
     try:

@@ -24,6 +24,7 @@ from typing import IO, Any, Literal, Protocol
 
 from planb import csvsafe
 from planb.config import CrisisCellConfig, SiteConfig
+from planb.directory.sync import Sync
 from planb.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,6 @@ def build_sheet(people: Iterable[Person], cell: CrisisCellConfig, source: str,
 def read_people(site: SiteConfig, *, origin: Origin = "fallback",
                 snapshot: Path | None = None) -> tuple[str, list[Any]]:
     """``(what was read, its people)`` from the fallback, the primary or a snapshot."""
-    from planb.directory.sync import Sync
 
     sync = Sync(site)
     if snapshot is not None or origin == "primary":

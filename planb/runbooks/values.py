@@ -26,6 +26,7 @@ from planb.inventory import (
     first_host,
     load_hosts,
 )
+from planb.reports.keys import KeyPaths, fingerprint, load_public_key
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,6 @@ def _host(host: InventoryHost) -> dict[str, Any]:
 
 def key_values(state_dir: Path) -> dict[str, str]:
     """The signing key's public file and fingerprint ('' when there is no key yet)."""
-    from planb.reports.keys import KeyPaths, fingerprint, load_public_key
 
     paths = KeyPaths.for_state_dir(state_dir)
     values = {"public": str(paths.public), "private": str(paths.private),

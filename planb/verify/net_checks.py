@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 import ldap3
 from ldap3.core.exceptions import LDAPException
 
+from planb.inventory import load_hosts
 from planb.verify.endpoints import HttpAnswer, ca_file, https_request, tls_handshake
 from planb.verify.model import CheckFailed, CheckSkipped
+from planb.verify.probes import run_probes
 
 if TYPE_CHECKING:
     from planb.inventory import InventoryHost
@@ -152,7 +154,6 @@ def _guard_refusals(ctx: CheckContext, since: float) -> int | None:
     ordinary login, so the HTTP answer alone cannot show that the guard (and not
     the standby switch) stopped an injected login: its log line does.
     """
-    from planb.inventory import load_hosts
 
     total, read = 0, False
     for other in load_hosts(ctx.site):
@@ -203,7 +204,6 @@ def admin_token(ctx: CheckContext, host: InventoryHost) -> str:
 
 def probe_exchange(ctx: CheckContext, host: InventoryHost) -> str:
     """Two probe accounts log in through LDAP via nginx over TLS and exchange a message."""
-    from planb.verify.probes import run_probes
 
     if len(ctx.probe_accounts) < 2:
         raise CheckSkipped("no probe accounts (give two: see 'planb verify --help')")

@@ -48,6 +48,7 @@ from nio import (
 
 from planb.config import SiteConfig
 from planb.errors import PlanbError
+from planb.inventory import load_hosts
 from planb.verify.endpoints import tls_context
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,6 @@ class _PinnedResolver(AbstractResolver):
 
 def fallback_address(site: SiteConfig) -> str:
     """The address of the fallback's proxy host (nginx), from the inventory."""
-    from planb.inventory import load_hosts
 
     proxies = [h for h in load_hosts(site) if "fallback_proxy" in h.groups]
     if not proxies:
