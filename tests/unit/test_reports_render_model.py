@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from planb.config import SiteConfig
-from planb.drills.records import DrillJournal, Footprint, StepRecord, VerifyRound
+from planb.drills.records import DrillJournal, Footprint, VerifyRound
 from planb.drills.scenario import Scenario
 from planb.engine.actions import NoArgs, ProbeResult
+from planb.engine.records import StepRecord
 from planb.reports.journal import StoredJournal
 from planb.reports.keys import KeyPaths, init_keys, load_signer
 from planb.reports.render.load import load_docs
