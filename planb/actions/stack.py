@@ -5,11 +5,11 @@
   report is ok, and its output ends with the failing checks.
 - ``probes.run`` draws a sample (:mod:`planb.actions.sampling`), binds each account to
   the fallback LDAP over LDAPS, then has them all log in to Matrix through nginx over
-  TLS, send and receive a message (:func:`planb.verify.run_probes`), and (when
-  planb.messaging can post it) see the current incident's announcement
-  (:mod:`planb.verify.announcement_probe`). Logins appear in the journal only as
-  pseudonyms. Without planb.messaging the announcement sub-check is reported as not
-  available, never as passed.
+  TLS, send and receive a message (:func:`planb.verify.run_probes`), and (when the
+  fallback is active and the sample is lab agents) see the current incident's
+  announcement (:mod:`planb.verify.announcement_probe`); otherwise the output says why
+  the announcement was not checked, never that it passed. Logins appear in the journal
+  only as pseudonyms.
 """
 
 from __future__ import annotations
