@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -20,19 +21,12 @@ from rich.table import Table
 
 from planb.cli.context import console, err_console, options, print_json
 from planb.config import SiteConfig
-from planb.directory.fallback_apply import DEFAULT_WORKERS
-from planb.directory.plan import Plan
-from planb.directory.plan_json import plan_from_json, plan_to_dict, plan_to_json
-from planb.directory.safety import UnsafePlan, check_plan_safety
-from planb.directory.snapshot import write_snapshot
-from planb.directory.sync import (
-    MATRIX_NOT_CONFIGURED,
-    MatrixTarget,
-    Sync,
-    SyncPlan,
-    SyncResult,
-)
 from planb.errors import PlanbError, UsageError
+
+# planb.directory pulls in ldap3: imported where a command runs, so 'planb --help' stays quick.
+if TYPE_CHECKING:
+    from planb.directory.plan import Plan
+    from planb.directory.sync import MatrixTarget, SyncPlan, SyncResult
 
 PASSWORDS = (
     "Passwords: when the source exposes password hashes (OpenLDAP userPassword, read by "
@@ -70,8 +64,8 @@ AdoptOpt = Annotated[
                                        "instead of reporting it as a collision.")
 ]
 WorkersOpt = Annotated[
-    int, typer.Option("--workers", min=1, max=64,
-                      help="LDAP connections writing at once.")
+    int | None, typer.Option("--workers", min=1, max=64, show_default=False,
+                             help="LDAP connections writing at once (default: 16).")
 ]
 
 _ROWS = (
@@ -90,6 +84,8 @@ _ROWS = (
 
 def summary_table(plan: Plan, matrix_configured: bool) -> Table:
     """Counts per kind of change, target by target."""
+    from planb.directory.sync import MATRIX_NOT_CONFIGURED
+
     counts = plan.summary()
     table = Table("target", "change", "count", title=f"Plan: {plan.source}",
                   title_justify="left", show_edge=False)
@@ -103,7 +99,7 @@ def summary_table(plan: Plan, matrix_configured: bool) -> Table:
     return table
 
 
-def _details(plan: Plan, limit: int = 10) -> None:
+def _details(plan: Plan, limit: int = 10, out: Console = console) -> None:
     """A few lines of each change a person should look at (the JSON has them all)."""
     sections = (
         ("deactivated", [f"{c.login}: {c.reason}" for c in plan.ldap_deactivations]),
@@ -119,21 +115,21 @@ def _details(plan: Plan, limit: int = 10) -> None:
     for title, lines in sections:
         if not lines:
             continue
-        console.print(f"[bold]{title}[/] ({len(lines)}):", highlight=False)
+        out.print(f"[bold]{title}[/] ({len(lines)}):", highlight=False)
         for line in lines[:limit]:
-            console.print(f"  {line}", highlight=False, markup=False)
+            out.print(f"  {line}", highlight=False, markup=False)
         if len(lines) > limit:
-            console.print(f"  … and {len(lines) - limit} more (see the plan file)",
-                          highlight=False)
+            out.print(f"  … and {len(lines) - limit} more (see the plan file)",
+                      highlight=False)
     if any(not c.kept_id for c in plan.collisions):
-        console.print("Matrix accounts no fallback entry holds: if the fallback directory was "
+        out.print("Matrix accounts no fallback entry holds: if the fallback directory was "
                       "rebuilt, re-run with --adopt to give them back to their agents.",
                       highlight=False)
 
 
-def _show(planned: SyncPlan) -> None:
-    console.print(summary_table(planned.plan, planned.matrix_configured))
-    _details(planned.plan)
+def _show(planned: SyncPlan, out: Console = console) -> None:
+    out.print(summary_table(planned.plan, planned.matrix_configured))
+    _details(planned.plan, out=out)
 
 
 @app.command("plan")
@@ -157,6 +153,11 @@ def plan_command(
     and rooms once the Matrix target exists); -o saves the full plan, readable by
     a person and by 'planb sync apply FILE'.
     """
+    from planb.directory.plan_json import plan_to_dict, plan_to_json
+    from planb.directory.safety import UnsafePlan, check_plan_safety
+    from planb.directory.snapshot import write_snapshot
+    from planb.directory.sync import Sync
+
     site = options(ctx).load_site()
     sync = Sync(site, matrix=_matrix_target(site), adopt=adopt)
     with err_console.status("reading the source and the fallback directory…"):
@@ -235,11 +236,11 @@ def _matrix_target(site: SiteConfig) -> MatrixTarget | None:
 class _Confirm:
     """Shows the checked plan, then asks (unless --yes); remembers an empty plan."""
 
-    def __init__(self, yes: bool) -> None:
-        self.yes, self.empty = yes, False
+    def __init__(self, yes: bool, out: Console = console) -> None:
+        self.yes, self.empty, self.out = yes, False, out
 
     def __call__(self, planned: SyncPlan) -> bool:
-        _show(planned)
+        _show(planned, self.out)
         if planned.plan.is_empty():
             self.empty = True
             return False
@@ -248,7 +249,7 @@ class _Confirm:
         if not sys.stdin.isatty():
             raise UsageError("not applied: confirm with --yes (no terminal to ask on); "
                              "nothing was changed")
-        return typer.confirm("Apply this plan?", default=False)
+        return typer.confirm("Apply this plan?", default=False, err=self.out is err_console)
 
 
 @app.command("apply")
@@ -264,12 +265,15 @@ def apply_command(
     from_snapshot: SnapshotOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")
                    ] = False,
-    workers: WorkersOpt = DEFAULT_WORKERS,
+    workers: WorkersOpt = None,
     adopt: AdoptOpt = False,
     ldap_only: Annotated[bool, typer.Option(
         "--ldap-only", help="Sync the fallback LDAP alone, leaving Matrix as it is (without "
                             "it, apply refuses when the site has no Matrix target: no "
                             "messaging host in the inventory, or not deployed yet).")] = False,
+    json_output: Annotated[bool, typer.Option(
+        "--json", help="Print the result as JSON (the plan and progress go to stderr).")
+    ] = False,
 ) -> None:
     """Apply the sync, then re-read the targets and confirm nothing is left to do.
 
@@ -281,6 +285,10 @@ def apply_command(
     Exit codes: 0 applied and confirmed; 1 a write failed or something is left;
     2 refused (nothing changed); 130 interrupted.
     """
+    from planb.directory.fallback_apply import DEFAULT_WORKERS
+    from planb.directory.plan_json import plan_from_json
+    from planb.directory.sync import Sync
+
     site = options(ctx).load_site()
     reviewed = None
     if plan_file is not None:
@@ -295,29 +303,52 @@ def apply_command(
                          "the inventory, or no admin token: not deployed yet); nothing was "
                          "changed", hint="run 'planb deploy' first, or sync the fallback LDAP "
                                          "alone with --ldap-only")
-    sync = Sync(site, matrix=matrix, workers=workers, adopt=adopt)
-    bars, confirm = _Bars(), _Confirm(yes)
+    sync = Sync(site, matrix=matrix, adopt=adopt,
+                workers=DEFAULT_WORKERS if workers is None else workers)
+    bars, confirm = _Bars(), _Confirm(yes, err_console if json_output else console)
     try:
         result = sync.apply(from_snapshot=from_snapshot, strict=strict, force=force,
                             reviewed=reviewed, progress=bars, confirm=confirm)
     finally:
         bars.stop()
     if result is None:
+        if json_output:
+            print_json({"applied": False,
+                        "reason": "nothing to change" if confirm.empty else "not confirmed"})
+            return
         console.print("[green]nothing to change[/]" if confirm.empty
                       else "not applied: nothing was changed", highlight=False)
         return
-    _report(result)
+    _report(result, json_output=json_output)
 
 
-def _report(result: SyncResult) -> None:
-    for report in result.reports:
+def _result_json(result: SyncResult, confirmed: bool) -> dict[str, Any]:
+    """What ``apply --json`` prints: each target's writes and failures, and what is left."""
+    return {
+        "applied": True, "confirmed": confirmed, "seconds": round(result.seconds, 3),
+        "matrix_configured": result.applied.matrix_configured,
+        "targets": [{"target": r.target, "done": dict(sorted(r.done.items())),
+                     "failures": [{"kind": f.kind, "who": f.who, "reason": f.reason}
+                                  for f in r.failures]} for r in result.reports],
+        "remaining": {k: v for k, v in result.remaining.summary().items() if v},
+    }
+
+
+def _report(result: SyncResult, *, json_output: bool = False) -> None:
+    confirmed = result.converged() or (result.ldap_converged()
+                                       and not result.applied.matrix_configured)
+    if json_output:
+        print_json(_result_json(result, confirmed))
+    for report in () if json_output else result.reports:
         done = ", ".join(f"{k} {v}" for k, v in sorted(report.done.items())) or "nothing"
         console.print(f"{report.target}: {done}", highlight=False)
         for failure in report.failures[:20]:
             err_console.print(f"  [red]failed[/] {failure.kind} {failure.who}: "
                               f"{failure.reason}", highlight=False, markup=False)
     failures = sum(len(r.failures) for r in result.reports)
-    if result.converged() or (result.ldap_converged() and not result.applied.matrix_configured):
+    if confirmed:
+        if json_output:
+            return
         console.print(f"[green]applied and confirmed[/] in {result.seconds:.1f} s: a fresh "
                       "plan is empty", highlight=False)
         if not result.applied.matrix_configured:

@@ -68,3 +68,9 @@ def test_verify_help_lists_every_check_and_the_cert_default() -> None:
     assert "Checks: package.slapd" in text
     assert all(f" {check.name}" in text for check in CHECKS)
     assert f"(default: {DEFAULT_CERT_MIN_DAYS})" in text
+
+
+def test_sync_apply_help_states_the_default_workers() -> None:
+    from planb.directory.fallback_apply import DEFAULT_WORKERS
+
+    assert f"(default: {DEFAULT_WORKERS})" in _help(("sync", "apply"), width=400)
