@@ -69,3 +69,20 @@ TITLES = (
     "Animateur", "Bibliothécaire", "Médiateur numérique", "Agent d'accueil",
     "Responsable d'équipe", "Juriste", "Archiviste", "Conducteur d'opérations",
 )
+
+#: Names the first agents of every lab carry, deterministically: characters DN and
+#: filter syntax give a meaning to (``, + " \\ < > ; =``, a leading ``#``, leading
+#: or trailing spaces), that LDIF must write in base64 (non-ASCII, spaces at the ends)
+#: or that careless UTF-8 handling breaks (accents, an emoji, an apostrophe). They
+#: must reach the fallback slapd and Synapse intact. (given name, surname); each
+#: still yields a login.
+AWKWARD_NAMES = (
+    ("Jean, fils", "Dupont+Durand"),
+    ('Marie "Mimi"', "Le Goff\\Back"),
+    ("Anne <RH>", "Martin;Petit=Grand"),
+    ("#Hugo", "Bernard"),
+    (" Lucie", "Moreau "),
+    ("Zoé-Éléonore", "Çağlar Ñúñez"),
+    ("Théo 🚀", "Robert"),
+    ("D'Artagnan", "O'Connor"),
+)

@@ -17,6 +17,10 @@ What the LDIF holds (suffix ``S``, default ``dc=primary,dc=lab``):
   ``(pwdAccountLockedTime=*)``: it is an operational attribute, ask for it by name.
 - ``ou=groups,S``: one ``groupOfNames`` per department, ``cn`` = the department's name.
 
+The first agents (as many as :data:`~planb.lab.agent_names.AWKWARD_NAMES` holds) carry
+awkward names (DN and filter specials, spaces at the ends, an emoji, ...) so that
+every lab run carries them through the sync; they are never leavers.
+
 Departments: 150 (fewer when there are fewer agents), sized by a Zipf law, so a few
 are huge and many are small, as in a real administration.
 """
@@ -42,6 +46,7 @@ from pathlib import Path
 from ldap3.utils.dn import escape_rdn
 
 from planb.lab.agent_names import (
+    AWKWARD_NAMES,
     DEPARTMENT_AREAS,
     DEPARTMENT_KINDS,
     GIVEN_NAMES,
@@ -131,13 +136,18 @@ def generate(count: int, seed: str = DEFAULT_SEED,
     slots = [d for d, size in zip(departments, _zipf_sizes(count, n_departments, rng),
                                   strict=True) for _ in range(size)]
     rng.shuffle(slots)
-    leavers = set(rng.sample(range(count), round(count * LEAVER_SHARE)))
+    # The awkward names (the first agents) are never leavers: they must reach Synapse.
+    awkward = min(count, len(AWKWARD_NAMES))
+    leavers = set(rng.sample(range(awkward, count), min(count - awkward,
+                                                         round(count * LEAVER_SHARE))))
     employee_numbers = rng.sample(range(100000, 1000000), count)
     mobiles = rng.sample(range(10_000_000, 100_000_000), count)
     taken: dict[str, int] = {}
     agents = []
     for index in range(count):
         given, surname = rng.choice(GIVEN_NAMES), rng.choice(SURNAMES)
+        if index < awkward:
+            given, surname = AWKWARD_NAMES[index]
         base = f"{ascii_login_part(given)}.{ascii_login_part(surname)}"
         taken[base] = taken.get(base, 0) + 1
         # Homonyms get 2, 3, ...: unique, since a base (from names) never ends in a digit.

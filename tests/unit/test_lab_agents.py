@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import stat
 import statistics
 from collections import Counter
@@ -205,3 +206,29 @@ def test_planb_lab_password_prints_the_derived_password(tmp_path: Path) -> None:
     result = runner.invoke(app, ["-c", str(config), "lab", "password", "marie.martin"])
     assert result.exit_code == 0, result.output
     assert result.output.strip() == agent_password(secret, "marie.martin")
+
+
+@pytest.mark.parametrize("count", [8, 300, 9000])
+def test_every_lab_starts_with_the_awkward_names_and_writes_them_intact(count: int) -> None:
+    """The first agents carry the awkward names (none a leaver); the LDIF gives them back
+    byte for byte, spaces at the ends included; each has a plain login."""
+    from planb.lab.agent_names import AWKWARD_NAMES
+
+    agents = generate(count, "unit")
+    first = agents[:len(AWKWARD_NAMES)]
+    assert [(a.given_name, a.surname) for a in first] == list(AWKWARD_NAMES)
+    assert not any(a.leaver for a in first)
+    assert len({a.login for a in agents}) == count
+    assert all(re.fullmatch(r"[a-z0-9-]+\.[a-z0-9-]+[0-9]*", a.login) for a in first)
+    text = "".join(given + surname for given, surname in AWKWARD_NAMES)
+    for needed in [*',+"\\<>;=', "'", "é", "🚀"]:
+        assert needed in text, needed
+    assert any(g.startswith("#") for g, _ in AWKWARD_NAMES)
+    assert any(g.startswith(" ") for g, _ in AWKWARD_NAMES)
+    assert any(s.endswith(" ") for _, s in AWKWARD_NAMES)
+    people = {e["dn"][0]: e for e in parse_ldif("".join(ldif_entries(first, SECRET, SUFFIX)))}
+    for agent in first:
+        person = people[f"uid={agent.login},ou=people,{SUFFIX}"]
+        assert person["givenName"] == [agent.given_name]
+        assert person["sn"] == [agent.surname]
+        assert person["displayName"] == person["cn"] == [agent.display_name]
