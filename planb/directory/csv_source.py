@@ -23,7 +23,13 @@ import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 
-from planb.directory.mapping import FieldMap, agent_from_record, record_key, resolve_mapping
+from planb.directory.mapping import (
+    FieldMap,
+    agent_from_record,
+    record_disabled,
+    record_key,
+    resolve_mapping,
+)
 from planb.directory.model import AgentCollector, SourceResult, rejection_lines
 from planb.errors import UsageError
 
@@ -123,7 +129,8 @@ def parse_csv_text(
                 agent = agent_from_record(record, fmap)
             except ValueError as exc:
                 agent_id, login = record_key(record, fmap)
-                collector.reject(str(exc), line=start, id=agent_id, login=login)
+                collector.reject(str(exc), line=start, id=agent_id, login=login,
+                                 disabled=record_disabled(record, fmap))
                 continue
             collector.add(agent, line=start)
     except csv.Error as exc:

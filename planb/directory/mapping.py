@@ -192,6 +192,28 @@ def record_key(record: Mapping[str, Any], fmap: FieldMap) -> tuple[str | None, s
     return out[0], out[1]
 
 
+def record_disabled(record: Mapping[str, Any], fmap: FieldMap, *, leaver: bool = False
+                    ) -> bool:
+    """Whether a record says its agent is disabled, read even when the rest of it is
+    unusable (a bad mail, a missing name): the leaver filter matched, ``enabled`` reads
+    false, or the ``disabled`` attribute (a ppolicy lock, AD's ACCOUNTDISABLE) is set.
+    A value that cannot be read says nothing (False)."""
+    if leaver:
+        return True
+    name, values = _values(record, fmap.names("enabled"))
+    if values:
+        try:
+            if not parse_bool(_text(values[0], name)):
+                return True
+        except ValueError:
+            pass
+    name, values = _values(record, fmap.names("disabled"))
+    try:
+        return _disabled(values, name)
+    except ValueError:
+        return False
+
+
 def agent_from_record(record: Mapping[str, Any], fmap: FieldMap, *, leaver: bool = False
                       ) -> Agent:
     """Turn one record into an Agent; ValueError with the reason if it cannot be.
@@ -259,7 +281,8 @@ def agents_from_entries(
             agent = agent_from_record(record, fmap, leaver=dn in leavers)
         except ValueError as exc:
             agent_id, login = record_key(record, fmap)
-            collector.reject(str(exc), entry=dn, id=agent_id, login=login)
+            collector.reject(str(exc), entry=dn, id=agent_id, login=login,
+                             disabled=record_disabled(record, fmap, leaver=dn in leavers))
             continue
         collector.add(agent, entry=dn)
     return collector.result()

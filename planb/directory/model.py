@@ -98,7 +98,10 @@ class Rejection:
 
     ``line`` is the physical line where a CSV record starts; ``entry`` names an LDAP
     entry (its DN). ``id``/``login`` are given when known, so the planner never
-    deactivates an agent just because their record was rejected.
+    deactivates an agent just because their record was rejected. ``disabled`` is set
+    when the record, unusable as it is, still says the agent is disabled (a ppolicy
+    lock, ``userAccountControl``'s ACCOUNTDISABLE, ``enabled: false``, the leaver
+    filter): the planner then deactivates them rather than keep them as they were.
     """
 
     source: str
@@ -107,6 +110,7 @@ class Rejection:
     entry: str | None = None
     id: str | None = None
     login: str | None = None
+    disabled: bool = False
 
     def where(self) -> str:
         """``file:line`` or the entry DN, for messages."""
@@ -143,11 +147,12 @@ class AgentCollector:
         self._logins: dict[str, str] = {}
 
     def reject(self, reason: str, *, line: int | None = None, entry: str | None = None,
-               id: str | None = None, login: str | None = None) -> None:
-        """Record a rejected record."""
+               id: str | None = None, login: str | None = None,
+               disabled: bool = False) -> None:
+        """Record a rejected record (``disabled``: it says the agent is disabled)."""
         self._rejections.append(
             Rejection(self.source, reason, line=line, entry=entry, id=id or None,
-                      login=login or None)
+                      login=login or None, disabled=disabled)
         )
 
     def add(self, agent: Agent, *, line: int | None = None, entry: str | None = None) -> None:

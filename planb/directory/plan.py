@@ -3,13 +3,16 @@
 :func:`compute_plan` compares the source agents with snapshots of both targets
 (:mod:`planb.directory.targets`) and returns a :class:`Plan`. It never deletes:
 leavers (disabled at the source, or gone from it) are deactivated. An agent whose
-source record was *rejected* is never treated as gone. Agents whose login gives a
-Matrix localpart someone else holds are reported as collisions and not provisioned.
+source record was *rejected* is never treated as gone, unless the rejected record
+still says they are disabled (locked, a leaver): then they are deactivated too.
+Agents whose login gives a Matrix localpart someone else holds are reported as
+collisions and not provisioned.
 Everything is keyed by stable id, so 9,000 agents plan in a fraction of a second.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from planb.directory.identifiers import (
@@ -32,6 +35,7 @@ GONE = "no longer in the source"
 DISABLED = "disabled at the source"
 ENABLED_AGAIN = "enabled again at the source"
 REJECTED_KEPT = "kept as is: its source record was rejected (see rejections)"
+REJECTED_DISABLED = "disabled at the source (its record was also rejected: see rejections)"
 
 Value = str | tuple[str, ...] | None
 
@@ -226,6 +230,26 @@ def _order(item: object) -> tuple[str, str]:
     return str(name).casefold(), str(getattr(item, "id", ""))
 
 
+@dataclass(frozen=True)
+class _Rejected:
+    """Ids and (case-folded) logins of rejected source records."""
+
+    ids: frozenset[str]
+    logins: frozenset[str]
+
+    @classmethod
+    def of(cls, rejections: Iterable[Rejection], *, disabled: bool = False) -> _Rejected:
+        """All of them; or (``disabled``) those that say the agent is disabled, matched
+        by login only when the id could not be read (logins get renamed, ids do not)."""
+        items = [r for r in rejections if r.disabled or not disabled]
+        return cls(frozenset(r.id for r in items if r.id),
+                   frozenset(r.login.casefold() for r in items
+                             if r.login and not (disabled and r.id)))
+
+    def holds(self, entry: FallbackEntry) -> bool:
+        return entry.id in self.ids or entry.login.casefold() in self.logins
+
+
 class _Builder:
     """Accumulates one plan; split out of compute_plan to keep each step short."""
 
@@ -312,21 +336,21 @@ class _Builder:
             self.add("display_names", DisplayNameChange(agent.id, localpart, user.display_name,
                                                         agent.display_name))
 
-    def gone(self, entry: FallbackEntry, protected_ids: set[str],
-             protected_logins: set[str]) -> None:
+    def gone(self, entry: FallbackEntry, protected: _Rejected, disabled: _Rejected) -> None:
         localpart = self.held.get(entry.id)
-        if entry.id in protected_ids or entry.login.casefold() in protected_logins:
+        if protected.holds(entry) and not disabled.holds(entry):
             self.add("kept", Kept(entry.id, entry.login, REJECTED_KEPT))
             user = self.matrix.users.get(localpart) if localpart else None
             if entry.enabled and localpart and user is not None and not user.deactivated:
                 self.members.setdefault(entry.department, set()).add(localpart)  # stays
             return
+        reason = REJECTED_DISABLED if disabled.holds(entry) else GONE
         if entry.enabled:
-            self.add("ldap_deactivations", StatusChange(entry.id, entry.login, GONE, localpart))
+            self.add("ldap_deactivations", StatusChange(entry.id, entry.login, reason, localpart))
         user = self.matrix.users.get(localpart) if localpart else None
         if user is not None and not user.deactivated:
             self.add("matrix_deactivations",
-                     StatusChange(entry.id, entry.login, GONE, localpart))
+                     StatusChange(entry.id, entry.login, reason, localpart))
 
     def rooms(self) -> tuple[tuple[RoomCreate, ...], tuple[RoomChange, ...]]:
         departments = [d for d in self.members if d]
@@ -374,9 +398,9 @@ def compute_plan(source: SourceResult, fallback: FallbackState, matrix: MatrixSt
     for agent in source.agents:
         builder.source_agent(agent)
     in_source = {a.id for a in source.agents}
-    protected_ids = {r.id for r in source.rejections if r.id}
-    protected_logins = {r.login.casefold() for r in source.rejections if r.login}
+    protected = _Rejected.of(source.rejections)
+    disabled = _Rejected.of(source.rejections, disabled=True)
     for entry in fallback.entries.values():
         if entry.id not in in_source:
-            builder.gone(entry, protected_ids, protected_logins)
+            builder.gone(entry, protected, disabled)
     return builder.plan()

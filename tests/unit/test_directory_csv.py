@@ -153,3 +153,11 @@ def test_headers_match_whatever_the_unicode_form(tmp_path: Path) -> None:
     mapping = {"id": "Matricule", "login": "Identifiant", "given_name": "Prénom"}
     (agent,) = read_csv(path, mapping).agents
     assert agent.given_name == "Ana"
+
+
+def test_a_rejected_row_marked_inactive_is_a_disabled_rejection(tmp_path: Path) -> None:
+    rows = [["A020", "parti", "Parti", "Agent", "pas@adresse", "RH", "non"],
+            ["A021", "reste", "Reste", "Agent", "pas@adresse", "RH", "oui"]]
+    path = write_export(tmp_path / "agents.csv", rows, sep=";", encoding="utf-8", newline="\n")
+    result = read_csv(path, MAPPING)
+    assert {r.login: r.disabled for r in result.rejections} == {"parti": True, "reste": False}

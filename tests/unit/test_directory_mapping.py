@@ -171,3 +171,25 @@ def test_config_leaver_filter_is_checked() -> None:
     ok = text.replace("leaver'", "leaver)'")
     primary = load_yaml_as(PrimaryConfig, ok, "planb.yml")
     assert primary.ldap is not None and primary.ldap.leaver_filter == "(employeeType=leaver)"
+
+
+@pytest.mark.parametrize(("flavour", "extra", "leaver"), [
+    ("openldap", {"pwdAccountLockedTime": ["000001010000Z"]}, False),  # ppolicy lock
+    ("openldap", {}, True),  # the leaver filter matched
+    ("active_directory", {"userAccountControl": [514]}, False),  # ACCOUNTDISABLE
+])
+def test_a_rejected_record_still_says_it_is_disabled(flavour: str, extra: dict[str, object],
+                                                    leaver: bool) -> None:
+    entry = (openldap_entry if flavour == "openldap" else ad_entry)(
+        mail=["pas une adresse"], **extra)
+    result = agents_from_entries([("uid=x,dc=x", entry)], resolve_mapping(flavour), "primary",
+                                 leavers=frozenset({"uid=x,dc=x"} if leaver else ()))
+    [rejection] = result.rejections
+    assert rejection.reason == "invalid mail 'pas une adresse'"
+    assert (rejection.id, rejection.disabled) == (str(GUID), True)
+
+
+def test_a_rejected_active_record_is_not_marked_disabled() -> None:
+    entry = openldap_entry(mail=["pas une adresse"], pwdAccountLockedTime=[])
+    result = agents_from_entries([("uid=x,dc=x", entry)], resolve_mapping("openldap"), "p")
+    assert [r.disabled for r in result.rejections] == [False]

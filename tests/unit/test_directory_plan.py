@@ -10,6 +10,7 @@ from planb.directory.plan import (
     DISABLED,
     ENABLED_AGAIN,
     GONE,
+    REJECTED_DISABLED,
     FieldChange,
     Plan,
     PlanOptions,
@@ -171,6 +172,27 @@ def test_rejected_source_row_never_counts_as_gone() -> None:
     assert [k.login for k in plan.kept] == ["agent2"]
     assert plan.rejections == (rejected,)
     assert plan.is_empty()
+
+
+def test_a_locked_leaver_whose_record_is_rejected_is_still_deactivated() -> None:
+    """A lock at the primary wins over a bad mail on the same record: the rejection
+    must not keep the leaver enabled on the fallback (LDAP and Matrix)."""
+    src = source(agent(1), agent(2), agent(3))
+    fallback, matrix = synced(src)
+    locked = Rejection("primary", "invalid mail 'x'", entry="uid=agent2", id="id-00002",
+                       login="agent2", disabled=True)
+    unreadable_id = Rejection("primary", "objectGUID 'x' is not a UUID", entry="uid=agent3",
+                              login="AGENT3", disabled=True)
+    plan = compute_plan(source(agent(1), rejections=(locked, unreadable_id)), fallback, matrix)
+    assert [(d.login, d.reason) for d in plan.ldap_deactivations] == [
+        ("agent2", REJECTED_DISABLED), ("agent3", REJECTED_DISABLED)]
+    assert [d.localpart for d in plan.matrix_deactivations] == ["agent2", "agent3"]
+    assert plan.kept == ()
+    fallback, matrix = apply(plan, fallback, matrix, src)
+    again = compute_plan(source(agent(1), rejections=(locked, unreadable_id)), fallback, matrix)
+    assert again.is_empty(), again.summary()  # stays locked, planned once
+    assert {e.login: e.enabled for e in fallback.entries.values()} == {
+        "agent1": True, "agent2": False, "agent3": False}
 
 
 def test_reactivation_restores_ldap_matrix_and_room() -> None:
