@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from planb.bundle import (
-    ARCHIVE_NAME,
-    BuildResult,
-    Manifest,
-    build_bundle,
-    default_output,
-    load_manifest,
-    verify,
-)
 from planb.cli.context import console, err_console, print_json
 from planb.errors import PlanbError
+
+# planb.bundle (its builder reaches the lab image, apt and pip): imported where a command
+# runs, so 'planb --help' stays quick.
+if TYPE_CHECKING:
+    from planb.bundle import BuildResult, Manifest
 
 app = typer.Typer(
     help="The offline bundle: every Debian package and Python wheel the playbooks install, "
@@ -59,6 +55,8 @@ def build(
     and libpq-dev + python3-dev (psycopg2 is built here). A second build with the
     same inputs does nothing.
     """
+    from planb.bundle import build_bundle
+
     shown = err_console if json_output else console
     started = time.monotonic()
     stage: list[tuple[str, float]] = []
@@ -87,6 +85,8 @@ def build(
 
 
 def _print_result(result: BuildResult) -> None:
+    from planb.bundle import ARCHIVE_NAME
+
     m = result.manifest
     what = "built" if result.rebuilt else "up to date (same inputs; --refresh rebuilds)"
     console.print(
@@ -98,6 +98,8 @@ def _print_result(result: BuildResult) -> None:
 
 
 def _summary(path: Path, manifest: Manifest) -> dict[str, object]:
+    from planb.bundle import ARCHIVE_NAME
+
     archive = path / ARCHIVE_NAME
     return {
         "bundle_id": manifest.bundle_id,
@@ -118,6 +120,8 @@ def show(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show the bundle's id, what it holds and its size."""
+    from planb.bundle import default_output, load_manifest
+
     path = (bundle_dir or default_output()).resolve()
     manifest = load_manifest(path)
     summary = _summary(path, manifest)
@@ -138,6 +142,8 @@ def verify_cmd(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Re-hash every file against the manifest; exit 1 naming each file that differs."""
+    from planb.bundle import ARCHIVE_NAME, default_output, load_manifest, verify
+
     path = (bundle_dir or default_output()).resolve()
     manifest = load_manifest(path)
     problems = verify(path, manifest, extra_ok=(ARCHIVE_NAME,))

@@ -13,8 +13,6 @@ from rich.table import Table
 from rich.text import Text
 
 from planb.cli.context import console, options, print_json
-from planb.cli.wiring import default_registry, site_store
-from planb.drills.collectors import site_collectors
 from planb.drills.runner import DrillResult, DrillRunner, StepEvent
 from planb.drills.scenario import PHASES, Scenario, load_all, load_scenario
 
@@ -47,6 +45,8 @@ def list_scenarios(
 ) -> None:
     """List the scenarios (shipped and site-local) and whether each can run here."""
     site = options(ctx).load_site()
+    from planb.cli.wiring import default_registry, site_store  # heavy: loaded on use
+
     registry = default_registry(site, site_store(site, signing=False))
     scenarios = load_all(site.state_dir, registry)
     rows = [(s, [f"{a.name} (needs {a.needs})" for a in registry.missing(s.actions)])
@@ -154,6 +154,9 @@ def run(
     probes, RTO against the objective, versions and the fallback's footprint) is written
     in every case; check it with 'planb report verify'.
     """
+    from planb.cli.wiring import default_registry, site_store  # heavy: loaded on use
+    from planb.drills.collectors import site_collectors
+
     site = options(ctx).load_site()
     store = site_store(site)
     registry = default_registry(site, store)

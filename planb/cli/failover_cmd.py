@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -12,10 +12,13 @@ from rich.panel import Panel
 from rich.table import Table
 
 from planb.cli.context import console, err_console, options, print_json
-from planb.cli.wiring import default_registry, site_store
 from planb.config import SiteConfig
 from planb.errors import UsageError
-from planb.failover.machine import Failover, Transition
+
+# The failover machine and its actions pull in testinfra, matrix-nio and ldap3: imported
+# where a command runs, so 'planb --help' stays quick.
+if TYPE_CHECKING:
+    from planb.failover.machine import Failover, Transition
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -30,6 +33,9 @@ _STATUS = {"ok": "green", "forced": "yellow", "failed": "bold red", "error": "bo
 
 
 def _failover(site: SiteConfig, *, signing: bool = True) -> Failover:
+    from planb.cli.wiring import default_registry, site_store
+    from planb.failover.machine import Failover
+
     store = site_store(site, signing=signing)
     return Failover(site, default_registry(site, store), store)
 

@@ -9,7 +9,6 @@ import typer
 
 from planb import state
 from planb.cli.context import console
-from planb.site_init import SiteSpec, write_site
 
 app = typer.Typer()
 
@@ -33,6 +32,8 @@ def init(
     placeholders: set real secrets and encrypt it with ansible-vault before
     deploying. Existing files are never overwritten unless --force is given.
     """
+    from planb.site_init import SiteSpec, write_site  # jinja2: loaded on use
+
     spec = SiteSpec(site=site, organisation=organisation, server_name=server_name,
                     public_hostname=public_hostname)
     written = write_site(spec, directory, force=force)

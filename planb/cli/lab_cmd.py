@@ -15,7 +15,6 @@ from planb.cli.context import console, err_console, options, print_json
 from planb.config import CONFIG_ENV, DEFAULT_CONFIG_NAME, LabConfig, SiteConfig, load_config
 from planb.errors import UsageError
 from planb.lab.lab import Lab
-from planb.lab.site import stale_primary_url, write_lab_site
 from planb.lab.topology import build_topology
 
 app = typer.Typer(
@@ -60,6 +59,8 @@ def up(
     are. Without a planb.yml here (or --config), a lab site is created in the
     current folder and recorded as the current site, so 'planb deploy' just works.
     """
+    from planb.lab.site import stale_primary_url, write_lab_site  # jinja2: loaded on use
+
     shown = err_console if json_output else console
     path = _lab_config_path(ctx)
     created = not path.exists()

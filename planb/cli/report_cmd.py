@@ -18,7 +18,6 @@ from planb.cli.context import console, err_console, options, print_json
 from planb.cli.keys_cmd import PassphraseEnvOption, PassphraseFileOption
 from planb.engine.records import resolve_operator
 from planb.errors import PlanbError, UsageError
-from planb.reports.annotate import annotate as annotate_journal
 from planb.reports.files import write_atomic
 from planb.reports.journal import StoredJournal
 from planb.reports.keys import (
@@ -28,8 +27,6 @@ from planb.reports.keys import (
     load_signer,
     site_public_keys,
 )
-from planb.reports.render import render_report, render_trend
-from planb.reports.render.load import load_docs
 from planb.reports.store import JournalNotFound, JournalStore, journals_dir
 from planb.reports.summary import summarise
 from planb.reports.verify import JournalCheck, VerificationFailed, verify_directory
@@ -258,6 +255,9 @@ def export(
     follow-up actions, versions, footprint, and the signature state and key
     fingerprint. Sampled agents appear as pseudonyms.
     """
+    from planb.reports.render import render_report  # jinja2, markdown: loaded on use
+    from planb.reports.render.load import load_docs
+
     folder = directory or journals_dir(_state_dir(ctx))
     found = _find(JournalStore(folder), journal)
     docs = load_docs(folder, _keys(ctx, public_key, required=False))
@@ -279,6 +279,9 @@ def trend(
 
     Charts are inline SVG, each with a data table; the page is self-contained.
     """
+    from planb.reports.render import render_trend  # jinja2: loaded on use
+    from planb.reports.render.load import load_docs
+
     folder = directory or journals_dir(_state_dir(ctx))
     _emit(render_trend(load_docs(folder, _keys(ctx, public_key, required=False))), output)
 
@@ -303,6 +306,8 @@ def annotate(
     annotated journal by id and SHA-256; the journal itself is never changed.
     Reports of it ('report show', 'report export') show its addenda.
     """
+    from planb.reports.annotate import annotate as annotate_journal
+
     if not observation and not action:
         raise UsageError("give at least one --observation TEXT or --action TEXT")
     state = _state_dir(ctx)

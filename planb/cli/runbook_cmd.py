@@ -12,10 +12,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from planb.cli.context import console, options, print_json
-from planb.drills.scenario import scenario_summaries
 from planb.errors import UsageError
 from planb.reports.files import write_atomic
-from planb.runbooks import catalog, contacts, html, values
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -45,6 +43,8 @@ def list_(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List the runbooks: name, title and where the template comes from (state, site, shipped)."""
+    from planb.runbooks import catalog  # jinja2: loaded on use
+
     site = options(ctx).load_site()
     runbooks = catalog.list_runbooks(site)
     if json_out:
@@ -90,6 +90,10 @@ def render(
     leading ', so a phone number +33... shows as '+33...: the sheet is meant for
     printing and spreadsheets. Files with contacts are written with mode 0600.
     """
+    # Jinja2, Markdown and (for contacts) the directory's ldap3: loaded on use.
+    from planb.drills.scenario import scenario_summaries
+    from planb.runbooks import catalog, contacts, html, values
+
     site = options(ctx).load_site()
     info = catalog.find_runbook(site, name)
     needs_directory = "directory" in info.needs

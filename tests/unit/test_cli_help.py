@@ -1,8 +1,11 @@
-"""Every command's --help reads well: paragraphs the terminal wraps, flags without a type."""
+"""Every command's --help reads well, and 'planb --help' starts without the heavy libraries."""
 
 from __future__ import annotations
 
 import inspect
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +16,9 @@ from typer.testing import CliRunner
 from planb.cli.main import app
 
 runner = CliRunner()
+
+#: Libraries a command imports when it runs; 'import planb.cli.main' must not.
+HEAVY = ("ansible", "ansible_runner", "nio", "testinfra", "ldap3")
 
 
 def _commands(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
@@ -74,3 +80,12 @@ def test_sync_apply_help_states_the_default_workers() -> None:
     from planb.directory.fallback_apply import DEFAULT_WORKERS
 
     assert f"(default: {DEFAULT_WORKERS})" in _help(("sync", "apply"), width=400)
+
+
+def test_import_of_the_cli_does_not_load_heavy_libraries() -> None:
+    code = ("import json, sys; import planb.cli.main; "
+            f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == []
