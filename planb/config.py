@@ -132,13 +132,21 @@ class ObjectivesConfig:
 
 @dataclass(frozen=True)
 class SafetyConfig:
-    """Limits that stop a sync from doing damage by accident."""
+    """Limits that stop one sync from doing damage, by accident or from a compromised
+    primary: each is a share of the agents active in the fallback, above which apply
+    refuses unless --force."""
 
     max_deactivate_percent: float = 5.0
+    #: Password hashes changed in one run (a takeover pushes its own hashes).
+    max_password_change_percent: float = 10.0
+    #: Agents reactivated in one run (a takeover brings leavers back).
+    max_reactivate_percent: float = 5.0
 
     def __post_init__(self) -> None:
-        if not 0 <= self.max_deactivate_percent <= 100:
-            raise ValueError("max_deactivate_percent must be between 0 and 100")
+        for name in ("max_deactivate_percent", "max_password_change_percent",
+                     "max_reactivate_percent"):
+            if not 0 <= getattr(self, name) <= 100:
+                raise ValueError(f"{name} must be between 0 and 100")
 
 
 @dataclass(frozen=True)

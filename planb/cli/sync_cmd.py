@@ -41,7 +41,9 @@ app = typer.Typer(
         "'plan' shows what would change, 'apply' does it, then re-reads and confirms.\n\n"
         "Never deletes: leavers (disabled at the source, or gone from it) are locked in "
         "the fallback LDAP. Refuses, changing nothing, when the source is unreachable or "
-        "empty, when deactivations exceed safety.max_deactivate_percent (unless --force), "
+        "empty, when deactivations, password-hash changes or reactivations exceed their "
+        "safety limits (safety.max_deactivate_percent, max_password_change_percent, "
+        "max_reactivate_percent; unless --force), "
         "or while failover is active (unless --from-snapshot).\n\n" + PASSWORDS
     ),
     no_args_is_help=True,
@@ -154,7 +156,7 @@ def plan_command(
     a person and by 'planb sync apply FILE'.
     """
     from planb.directory.plan_json import plan_to_dict, plan_to_json
-    from planb.directory.safety import UnsafePlan, check_plan_safety
+    from planb.directory.safety import UnsafePlan, check_site_safety
     from planb.directory.snapshot import write_snapshot
     from planb.directory.sync import Sync
 
@@ -176,7 +178,7 @@ def plan_command(
     if snapshot_out is not None:
         console.print(f"snapshot written to {snapshot_out}", highlight=False)
     try:
-        check_plan_safety(planned.plan, max_deactivate_percent=site.safety.max_deactivate_percent)
+        check_site_safety(planned.plan, site.safety)
     except UnsafePlan as exc:
         err_console.print(f"[yellow]apply would refuse:[/] {exc.message}", highlight=False)
     if planned.plan.is_empty():
@@ -259,7 +261,8 @@ def apply_command(
         metavar="[PLAN]", help="A plan written by 'planb sync plan -o': applied only if a "
                                "fresh plan is still the same.")] = None,
     force: Annotated[bool, typer.Option(
-        "--force", help="Apply even if deactivations exceed safety.max_deactivate_percent "
+        "--force", help="Apply even if deactivations, password-hash changes or reactivations "
+                        "exceed their safety limits "
                         "(an empty source always refuses).")] = False,
     strict: StrictOpt = False,
     from_snapshot: SnapshotOpt = None,
@@ -281,6 +284,10 @@ def apply_command(
     for confirmation (unless --yes) and writes with progress bars. Interrupted
     (Ctrl-C, kill -9, a target restarting), every entry written is whole and the
     directory usable; run apply again and it finishes.
+
+    One apply runs at a time per site: a second one is refused, naming the process
+    that holds the lock (sync.lock in the state dir). Reading the primary, apply
+    checks again right before writing that failover has not been activated meanwhile.
 
     Exit codes: 0 applied and confirmed; 1 a write failed or something is left;
     2 refused (nothing changed); 130 interrupted.

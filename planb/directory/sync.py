@@ -7,7 +7,10 @@ without one the plan holds no Matrix items and says so).
 The plan is recomputed from what the targets really hold on every run, which is
 what makes an interrupted apply converge on the next one. ``apply`` given a plan
 file refuses when a fresh plan differs from it (the directories changed since it
-was reviewed).
+was reviewed). Apply holds the site's sync lock (one apply at a time,
+:mod:`planb.directory.sync_lock`) and, reading the primary, checks the failover
+freeze flag again right before it writes: a failover activated while the plan was
+being read or confirmed stops it.
 """
 
 from __future__ import annotations
@@ -36,8 +39,9 @@ from planb.directory.ldap_source import read_primary
 from planb.directory.model import SourceResult
 from planb.directory.plan import Plan, PlanOptions, compute_plan
 from planb.directory.plan_json import plan_to_dict
-from planb.directory.safety import check_plan_safety
+from planb.directory.safety import check_site_safety
 from planb.directory.snapshot import read_snapshot
+from planb.directory.sync_lock import sync_lock
 from planb.directory.targets import FallbackState, MatrixState
 from planb.errors import UsageError
 from planb.mode import sync_frozen
@@ -49,6 +53,7 @@ MATRIX_ITEMS = ("matrix_creates", "matrix_deactivations", "matrix_reactivations"
                 "display_names", "room_creates", "room_changes")
 LDAP_ITEMS = ("ldap_adds", "ldap_updates", "ldap_deactivations", "ldap_reactivations", "moves")
 MATRIX_NOT_CONFIGURED = "Matrix target not configured: the plan holds LDAP items only"
+WRITE_FROZEN = "write what it read from the primary directory"
 
 
 class MatrixTarget(Protocol):
@@ -130,19 +135,28 @@ class Sync:
             self._fallback = fallback_endpoint(self.site)
         return self._fallback
 
+    def refuse_if_frozen(self, doing: str = "read the primary directory",
+                         done: str = "nothing was changed") -> None:
+        """UsageError while failover froze the sync (the primary may be compromised)."""
+        if sync_frozen(self.site.state_dir):
+            raise UsageError(
+                f"failover is active: the sync will not {doing} (it may be the compromised "
+                f"system); {done}",
+                hint="sync from a snapshot taken before the incident: --from-snapshot FILE "
+                     "(written by 'planb sync plan --snapshot-out FILE')")
+
+    def read_primary(self, *, strict: bool = False) -> SourceResult:
+        """The primary directory's agents (LDAP or CSV, as planb.yml says)."""
+        return read_primary(self.site, strict=strict)
+
     def read_source(self, *, from_snapshot: Path | None = None, strict: bool = False
                     ) -> SourceResult:
         """The source agents: from a snapshot, or the primary unless failover froze it."""
         if from_snapshot is not None:
             result = read_snapshot(from_snapshot)
-        elif sync_frozen(self.site.state_dir):
-            raise UsageError(
-                "failover is active: the sync will not read the primary directory (it may be "
-                "the compromised system); nothing was changed",
-                hint="sync from a snapshot taken before the incident: --from-snapshot FILE "
-                     "(written by 'planb sync plan --snapshot-out FILE')")
         else:
-            result = read_primary(self.site, strict=strict)
+            self.refuse_if_frozen()
+            result = self.read_primary(strict=strict)
         if strict and result.rejections:
             raise UsageError(f"{result.source}: {len(result.rejections)} record(s) rejected; "
                              "nothing done (--strict)")
@@ -196,8 +210,16 @@ class Sync:
         """Plan afresh, refuse if unsafe or stale, apply LDAP then Matrix, re-read, confirm.
 
         ``confirm`` sees the checked plan before anything is written; when it returns
-        False nothing is written and None is returned.
+        False nothing is written and None is returned. Holds the site's sync lock
+        throughout (:class:`~planb.directory.sync_lock.SyncLocked` if another apply does).
         """
+        with sync_lock(self.site.state_dir):
+            return self._apply(from_snapshot=from_snapshot, strict=strict, force=force,
+                               reviewed=reviewed, progress=progress, confirm=confirm)
+
+    def _apply(self, *, from_snapshot: Path | None, strict: bool, force: bool,
+               reviewed: Plan | None, progress: Progress | None,
+               confirm: Callable[[SyncPlan], bool] | None) -> SyncResult | None:
         started = time.monotonic()
         planned = self.plan(from_snapshot=from_snapshot, strict=strict)
         if reviewed is not None and comparable(reviewed) != comparable(planned.plan):
@@ -205,13 +227,18 @@ class Sync:
                 "the directories changed since the plan file was written: a fresh plan "
                 "differs from it; nothing was changed",
                 hint="review the new plan ('planb sync plan -o plan.json') and apply that")
-        check_plan_safety(planned.plan, force=force,
-                          max_deactivate_percent=self.site.safety.max_deactivate_percent)
+        check_site_safety(planned.plan, self.site.safety, force=force)
         if confirm is not None and not confirm(planned):
             return None
+        # A failover may have begun while the plan was read or confirmed: ask again.
+        if from_snapshot is None:
+            self.refuse_if_frozen(WRITE_FROZEN)
         reports = [FallbackApplier(self.fallback, self.layout, workers=self.workers)
                    .apply(planned.plan, planned.fallback, progress)]
         if self.matrix is not None:
+            if from_snapshot is None:
+                self.refuse_if_frozen(WRITE_FROZEN, "the fallback LDAP was written, Matrix "
+                                                    "was left as it was")
             reports.append(self.matrix.apply(planned.plan, progress or _quiet))
         remaining = self.plan_from(planned.source).plan
         return SyncResult(planned, tuple(reports), remaining, time.monotonic() - started)
