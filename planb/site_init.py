@@ -8,7 +8,6 @@ exists and ``force`` is not set, so an existing site is never half-overwritten.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import jinja2
 
 from planb.errors import UsageError
+from planb.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +112,7 @@ def _add_missing_secrets(vault: Path) -> None:
     if not text.endswith("\n"):
         text += "\n"
     text += "".join(f"vault_{name}: {secrets.token_urlsafe(24)}\n" for name in missing)
-    tmp = vault.with_name(f".{vault.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.chmod(tmp, 0o600)
-    tmp.replace(vault)
+    write_atomic(vault, text, 0o600)
     log.info("added %s to %s", ", ".join(f"vault_{n}" for n in missing), vault)
 
 
@@ -139,11 +136,7 @@ def write_site(spec: SiteSpec, site_dir: Path, *, force: bool = False,
                 _add_missing_secrets(path)
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(content, encoding="utf-8")
-        if path.name == "vault.yml":
-            os.chmod(tmp, 0o600)
-        tmp.replace(path)
+        write_atomic(path, content, 0o600 if path.name == "vault.yml" else 0o644)
         written.append(path)
         log.info("wrote %s", path)
     return written

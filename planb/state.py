@@ -12,6 +12,8 @@ import logging
 import os
 from pathlib import Path
 
+from planb.files import write_atomic
+
 log = logging.getLogger(__name__)
 
 HOME_ENV = "PLANB_HOME"
@@ -46,6 +48,4 @@ def current_site() -> Path | None:
 def set_current_site(config_path: Path) -> None:
     """Record ``config_path`` as the current site, atomically."""
     marker = planb_home() / "current-site"
-    tmp = marker.with_suffix(".tmp")
-    tmp.write_text(f"{config_path.resolve()}\n", encoding="utf-8")
-    tmp.replace(marker)
+    write_atomic(marker, f"{config_path.resolve()}\n")

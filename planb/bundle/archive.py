@@ -11,6 +11,7 @@ import tarfile
 from pathlib import Path
 
 from planb.bundle.manifest import MANIFEST_NAME
+from planb.files import replacing
 
 ARCHIVE_NAME = "bundle.tar"
 
@@ -25,13 +26,11 @@ def _normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
 
 def write_archive(bundle: Path, files: list[str], target: Path) -> Path:
     """Write ``files`` (relative to ``bundle``) and then the manifest into ``target``."""
-    tmp = target.with_name(f".{target.name}.tmp")
     names = sorted(f for f in files if f != MANIFEST_NAME)
     folders = sorted({str(Path(f).parent) for f in names} - {"."})
-    with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+    with replacing(target) as tmp, tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
         for folder in folders:
             tar.add(bundle / folder, arcname=folder, recursive=False, filter=_normalise)
         for name in [*names, MANIFEST_NAME]:
             tar.add(bundle / name, arcname=name, recursive=False, filter=_normalise)
-    tmp.replace(target)
     return target

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from planb.cli.context import console, options, print_json
 from planb.errors import UsageError
-from planb.reports.files import write_atomic
+from planb.files import write_atomic
 
 app = typer.Typer(
     no_args_is_help=True,

@@ -11,7 +11,6 @@ password and leaves the ones already in the fallback as they are.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 from planb.directory.model import Agent, Rejection, SourceResult
 from planb.errors import UsageError
+from planb.files import write_atomic
 
 SCHEMA = "planb/sync-snapshot"
 SCHEMA_VERSION = 1
@@ -46,11 +46,7 @@ def write_snapshot(result: SourceResult, path: Path) -> None:
     """Write ``path`` (mode 0600: names and phone numbers are personal data) atomically."""
     text = json.dumps(snapshot_to_dict(result), ensure_ascii=False, indent=1) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    tmp.replace(path)
+    write_atomic(path, text, 0o600)
 
 
 def _agent(data: Any, where: str) -> Agent:

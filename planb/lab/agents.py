@@ -45,6 +45,7 @@ from pathlib import Path
 
 from ldap3.utils.dn import escape_rdn
 
+from planb.files import write_atomic
 from planb.lab.agent_names import (
     AWKWARD_NAMES,
     DEPARTMENT_AREAS,
@@ -188,11 +189,7 @@ def write_account_password(path: Path, secret: bytes, name: str) -> bool:
     if path.exists() and path.read_text(encoding="ascii") == password:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(password)
-    tmp.replace(path)
+    write_atomic(path, password, 0o600)
     return True
 
 
@@ -271,11 +268,7 @@ def write_ldif(path: Path, agents: list[SyntheticAgent], secret: bytes,
     if path.exists() and hashlib.sha256(path.read_bytes()).hexdigest() == digest:
         return False, digest
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(text)
-    tmp.replace(path)
+    write_atomic(path, text, 0o600)
     return True, digest
 
 

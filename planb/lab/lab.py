@@ -19,6 +19,7 @@ from pathlib import Path
 from planb import state
 from planb.config import SiteConfig
 from planb.errors import LabError, UsageError
+from planb.files import write_atomic
 from planb.lab import image, machines, network
 from planb.lab.system import check_prerequisites, run
 from planb.lab.topology import PROXY, LabHost, Topology, build_topology
@@ -79,9 +80,7 @@ class Lab:
         return Topology(subnet=data["subnet"], bridge=data["bridge"], hosts=hosts)
 
     def _record(self, topology: Topology) -> None:
-        tmp = self._state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(topology), indent=2) + "\n", encoding="utf-8")
-        tmp.replace(self._state_file)
+        write_atomic(self._state_file, json.dumps(asdict(topology), indent=2) + "\n")
 
     def host_paths(self, name: str) -> machines.HostPaths:
         return machines.HostPaths(self.dir / "hosts" / name)

@@ -29,6 +29,7 @@ from typing import Any
 
 import planb
 from planb.errors import ConfigError, PlanbError, PrerequisiteError, UsageError
+from planb.files import write_atomic
 from planb.provisioning.results import EventTally, PlaybookResult, ProgressEvent, Status
 
 log = logging.getLogger(__name__)
@@ -220,10 +221,7 @@ def _hide_foreign_env(command_file: Path, *, keep: set[str]) -> None:
         return
     env = recorded.get("env") or {}
     recorded["env"] = {k: (v if k in keep else "(hidden by planb)") for k, v in env.items()}
-    tmp = command_file.with_name(".command.tmp")
-    tmp.write_text(json.dumps(recorded, ensure_ascii=False), encoding="utf-8")
-    os.chmod(tmp, 0o600)
-    tmp.replace(command_file)
+    write_atomic(command_file, json.dumps(recorded, ensure_ascii=False), 0o600)
 
 
 def _write_result(path: Path, result: PlaybookResult) -> None:

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from planb.errors import PlanbError, UsageError
-from planb.reports.files import write_atomic
+from planb.files import write_atomic
 
 log = logging.getLogger(__name__)
 
