@@ -38,6 +38,8 @@ SUFFIX = ".md.j2"
 RUNBOOKS_DIR = "runbooks"
 _META = re.compile(r"^\{#\s*(title|lang|needs)\s*:\s*(.*?)\s*#\}\s*$")
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|&])")
+#: Line ends for Markdown (CR LF, CR, LF) and the others str.splitlines() knows.
+_LINE_BREAKS = re.compile(r"\r\n|[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -116,8 +118,10 @@ def find_runbook(site: SiteConfig, name: str) -> RunbookInfo:
 
 
 def md_escape(value: object) -> str:
-    """Text for Markdown prose or table cells: its special characters shown as they are."""
-    return _MD_SPECIAL.sub(r"\\\1", str(value)).replace("\n", " ")
+    """Text for Markdown prose or table cells: its special characters shown as they are,
+    on one line (a ``\\r`` ends a Markdown line as ``\\n`` does: a value holding one
+    could end a table row and start a heading or a row of its own)."""
+    return _LINE_BREAKS.sub(" ", _MD_SPECIAL.sub(r"\\\1", str(value)))
 
 
 def environment(site: SiteConfig) -> jinja2.Environment:

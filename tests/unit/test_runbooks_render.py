@@ -141,6 +141,18 @@ def test_markdown_html_escapes_raw_html_and_refuses_javascript_links() -> None:
     assert 'href="javascript' not in body
 
 
+@pytest.mark.parametrize("breaker", ["\r", "\n", "\r\n"])
+def test_a_line_break_in_a_directory_value_cannot_leave_its_table_cell(breaker: str) -> None:
+    """A title holding CR (as well as LF) must not end the printed row and add a
+    heading or a row of its own (a false number to call in a crisis)."""
+    title = f"Agent{breaker}## Appelez le 06 66 66 66 66{breaker}| Faux | 06 66 |"
+    row = f"| Marie Martin | {catalog.md_escape(title)} | 06 12 34 56 78 |"
+    page = html.markdown_to_html(f"| Name | Title | Mobile |\n|---|---|---|\n{row}\n")
+    assert "<h2" not in page
+    assert page.count("<tr>") == 2  # the header and Marie's row, nothing more
+    assert "Agent ## Appelez le 06 66 66 66 66 | Faux | 06 66 |" in page
+
+
 def test_missing_value_is_an_error_naming_template_line_and_variable(lab_site: Path) -> None:
     local = lab_site.parent / "runbooks"
     local.mkdir()
