@@ -1,12 +1,21 @@
 """The lab the integration tests share: real Debian 12 hosts booted with systemd-nspawn.
 
 One lab per test session, on its own bridge and subnet (never the user's planb0),
-brought up once and deployed once; ``test_zz_lab_teardown.py`` runs last and
-checks that ``lab down`` leaves nothing behind.
+brought up once and deployed once. Each module asks for the state it needs:
+``lab_session`` (hosts up), ``deployed_lab`` (site.yml ran twice), ``standby_lab``
+(deployed, hosts up, fallback in standby, sync not frozen, signing key made) or
+``synced_lab`` (that, with every agent synced to LDAP and Matrix). The module-scoped
+ones re-establish their state whatever ran before (tests/integration/lab_state.py), so
+the modules pass in any order; CI runs them shuffled (pytest-randomly). When the
+session ends, ``lab down`` runs and must leave nothing behind, else the run fails.
+
+Where the lab cannot run (not root, no systemd-nspawn), lab tests are skipped; in CI
+(``$CI`` set) each of them fails instead, naming why.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from collections.abc import Iterator
@@ -21,6 +30,8 @@ from planb.lab.site import write_lab_site
 from planb.lab.topology import Topology, build_topology
 from planb.provisioning.deploy import run_deploy
 from planb.provisioning.results import PlaybookResult
+from tests.conftest import in_ci
+from tests.integration import lab_state
 
 #: The session lab's network; set PLANB_TEST_BRIDGE / PLANB_TEST_SUBNET to run two
 #: test sessions side by side (the bridge's last character names its machines).
@@ -28,7 +39,9 @@ TEST_BRIDGE = os.environ.get("PLANB_TEST_BRIDGE", "planb9")
 TEST_SUBNET = os.environ.get("PLANB_TEST_SUBNET", "10.77.9.0/24")
 
 
-def _lab_possible() -> str | None:
+@functools.cache
+def _lab_impossible() -> str | None:
+    """Why the lab cannot run on this machine, or None when it can."""
     if os.geteuid() != 0:
         return "lab tests need root"
     for command in ("systemd-nspawn", "debootstrap"):
@@ -38,16 +51,19 @@ def _lab_possible() -> str | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip lab tests where they cannot run, except in CI, where that is a failure."""
-    reason = _lab_possible()
-    if reason is None:
+    """Skip lab tests where they cannot run, except in CI (see pytest_runtest_setup)."""
+    reason = _lab_impossible()
+    if reason is None or in_ci():
         return
     for item in items:
         if "lab" in item.keywords:
-            if os.environ.get("CI"):
-                item.add_marker(pytest.mark.xfail(reason=reason, run=False, strict=True))
-            else:
-                item.add_marker(pytest.mark.skip(reason=reason))
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """In CI, a lab test that cannot run fails (a skip would leave CI green unchecked)."""
+    if "lab" in item.keywords and in_ci() and (reason := _lab_impossible()):
+        pytest.fail(f"lab test cannot run in CI: {reason}", pytrace=False)
 
 
 @dataclass
@@ -63,7 +79,7 @@ class LabSession:
 
 @pytest.fixture(scope="session")
 def lab_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabSession]:
-    """A lab up for the whole session (torn down by the last test, or here as a fallback)."""
+    """A lab up for the whole session; at its end 'lab down' must leave nothing behind."""
     site_dir = tmp_path_factory.mktemp("labsite")
     lab_config = LabConfig(subnet=TEST_SUBNET, bridge=TEST_BRIDGE, agents=300)
     topology = build_topology(TEST_SUBNET, TEST_BRIDGE)
@@ -75,8 +91,8 @@ def lab_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabSession
     try:
         yield session
     finally:
-        if (site.state_dir / "lab" / "lab.json").exists():
-            lab.down()
+        left = lab_state.down_and_leftovers(session, TEST_BRIDGE)
+    assert not left, f"'lab down' left something behind: {left}"
 
 
 @pytest.fixture(scope="session")
@@ -94,6 +110,23 @@ def deployed_lab(lab_session: LabSession, offline_bundle: Path) -> LabSession:
         lab_session.first_deploy = run_deploy(lab_session.site)
         lab_session.second_deploy = run_deploy(lab_session.site)
     return lab_session
+
+
+@pytest.fixture(scope="module")
+def standby_lab(deployed_lab: LabSession) -> LabSession:
+    """The deployed lab with its hosts up and reachable, the fallback in standby, the
+    account sync not frozen and the site's signing key made."""
+    lab_state.ensure_hosts_up(deployed_lab)
+    lab_state.ensure_signing_key(deployed_lab)
+    lab_state.ensure_standby(deployed_lab)
+    return deployed_lab
+
+
+@pytest.fixture(scope="module")
+def synced_lab(standby_lab: LabSession) -> LabSession:
+    """The standby lab with every agent of the primary synced to LDAP and Matrix."""
+    lab_state.ensure_synced(standby_lab)
+    return standby_lab
 
 
 def lab_site_dir(session: LabSession) -> Path:

@@ -23,6 +23,7 @@ from planb.lab.agents import agent_password
 from planb.lab.lab import Lab
 from planb.lab.topology import Topology
 from tests.integration.conftest import LabSession
+from tests.integration.lab_state import churned
 
 pytestmark = pytest.mark.lab
 
@@ -51,8 +52,8 @@ class Deployed:
 
 
 @pytest.fixture(scope="module")
-def deployed(deployed_lab: LabSession) -> Deployed:
-    return Deployed(deployed_lab.site, deployed_lab.lab, deployed_lab.topology)
+def deployed(standby_lab: LabSession) -> Deployed:
+    return Deployed(standby_lab.site, standby_lab.lab, standby_lab.topology)
 
 
 def test_anonymous_users_see_nothing(deployed: Deployed) -> None:
@@ -110,9 +111,12 @@ def test_primary_serves_every_agent_over_verified_ldaps(deployed: Deployed) -> N
         attributes=["uid", "pwdAccountLockedTime", "memberOf", "departmentNumber"],
         paged_size=100, generator=False)
     people = [e for e in entries if e.get("type") == "searchResEntry"]
-    assert len(people) == deployed.agents
+    # The seeded agents, and those churn (test_sync_*.py) hired, left or brought back.
+    churn = churned(deployed.site)
+    assert len(people) == deployed.agents + churn["hires"]
     leavers = [e for e in people if e["attributes"].get("pwdAccountLockedTime")]
-    assert 0.01 * deployed.agents <= len(leavers) <= 0.03 * deployed.agents
+    seeded_leavers = len(leavers) - churn["leavers"] + churn["reactivations"]
+    assert 0.01 * deployed.agents <= seeded_leavers <= 0.03 * deployed.agents
     assert all(e["attributes"]["memberOf"] for e in people)
 
     secret = (deployed.site.state_dir / "lab" / "agents-secret").read_bytes().strip()

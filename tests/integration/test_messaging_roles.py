@@ -44,9 +44,9 @@ class Deployed:
 
 
 @pytest.fixture(scope="module")
-def deployed(deployed_lab: LabSession) -> Deployed:
-    address = deployed_lab.topology.host(HOST).address
-    return Deployed(deployed_lab.site, deployed_lab.lab, address)
+def deployed(standby_lab: LabSession) -> Deployed:
+    address = standby_lab.topology.host(HOST).address
+    return Deployed(standby_lab.site, standby_lab.lab, address)
 
 
 def _https(d: Deployed, method: str, path: str, body: object | None = None

@@ -1,9 +1,10 @@
 """The account sync against the real lab: primary slapd -> fallback slapd, over LDAPS.
 
-Runs on the session's deployed lab (300 agents). In order: a full sync into an empty
-fallback (every active agent, every department group, then an empty plan); agents
-bind to the fallback with their primary password; ``planb lab churn --percent 5``
-and a plan that lists exactly what churn recorded, then apply converges and the
+Runs on the session's lab (300 agents), synced when the module starts; each test
+leaves the fallback directory converged, so they pass in any order. A full sync into
+an empty fallback (every active agent, every department group, then an empty plan);
+agents bind to the fallback with their primary password; ``planb lab churn --percent
+5`` and a plan that lists exactly what churn recorded, then apply converges and the
 leavers can no longer bind; the refusals (primary unreachable, too many
 deactivations, empty source, failover active) change nothing; an apply killed
 with SIGKILL midway converges on the next run.
@@ -39,6 +40,7 @@ from planb.failover.state import freeze_sync, unfreeze_sync
 from planb.lab.agents import agent_password
 from planb.lab.fallback_reset import empty_fallback
 from tests.integration.conftest import LabSession
+from tests.integration.lab_state import churned
 
 pytestmark = pytest.mark.lab
 runner = CliRunner()
@@ -46,8 +48,8 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def lab(deployed_lab: LabSession) -> LabSession:
-    return deployed_lab
+def lab(synced_lab: LabSession) -> LabSession:
+    return synced_lab
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +115,8 @@ def assert_converged(site: SiteConfig) -> None:
     # Every page of the primary was read (the lab's page size is below its agent count).
     assert site.lab is not None and site.primary.ldap is not None
     assert site.primary.ldap.page_size < site.lab.agents
-    assert len(source.agents) + len(source.rejections) == site.lab.agents
+    assert (len(source.agents) + len(source.rejections)
+            == site.lab.agents + churned(site)["hires"])
     state = fallback_state(site)
     active = {a.id: a for a in source.agents if a.enabled}
     assert {i for i, e in state.entries.items() if e.enabled} == set(active)

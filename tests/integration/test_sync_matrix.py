@@ -1,6 +1,8 @@
 """The sync's Matrix side against the lab's real Synapse (admin API through the SSH tunnel).
 
-On the session's deployed lab (300 agents). In order: a sync apply gives every active
+On the session's lab (300 agents), synced when the module starts (``synced_lab``,
+``--adopt`` after test_sync_ldap.py rebuilt the fallback directory without Matrix);
+each test leaves it converged, so they pass in any order. A sync apply gives every active
 agent a Matrix account with the right display name, each department one room with
 exactly its active agents, the announcement room with all of them, and then an empty
 plan (LDAP and Matrix); paging the user list gives the same users whatever the page
@@ -46,8 +48,8 @@ FAILOVER = PLAYBOOKS_DIR / "failover.yml"
 
 
 @pytest.fixture(scope="module")
-def site(deployed_lab: LabSession) -> SiteConfig:
-    return deployed_lab.site
+def site(synced_lab: LabSession) -> SiteConfig:
+    return synced_lab.site
 
 
 @pytest.fixture(scope="module")
@@ -61,19 +63,6 @@ def target(site: SiteConfig) -> SynapseTarget:
 def api(target: SynapseTarget) -> Iterator[AdminApi]:
     with target.api() as client:
         yield client
-
-
-@pytest.fixture(scope="module", autouse=True)
-def converged(site: SiteConfig, target: SynapseTarget) -> None:
-    """Start from a synced lab whatever ran before in the session.
-
-    Earlier modules sync, churn and rebuild the fallback LDAP without Matrix
-    (test_sync_ldap.py), which orphans Matrix accounts: ``--adopt`` is the operator's
-    way back after a rebuild, and checks it on the real Synapse.
-    """
-    code, out, err = cli(site, "sync", "apply", "--yes", "--adopt")
-    assert code == 0, err
-    assert "applied and confirmed" in out or "nothing to" in out, out
 
 
 def plan_json(site: SiteConfig, path: Path | None = None, *extra: str) -> dict[str, object]:

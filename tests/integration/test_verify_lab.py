@@ -25,9 +25,9 @@ PROBES = ("planb-probe-1", "planb-probe-2")
 
 
 @pytest.fixture(scope="module")
-def probe_accounts(deployed_lab: LabSession) -> list[tuple[str, str]]:
+def probe_accounts(standby_lab: LabSession) -> list[tuple[str, str]]:
     """The probe accounts the deploy made and recorded for planb verify."""
-    path = default_probe_file(deployed_lab.site)
+    path = default_probe_file(standby_lab.site)
     assert path.stat().st_mode & 0o777 == 0o600
     accounts = load_probe_accounts(path)
     assert [login for login, _ in accounts] == list(PROBES)
