@@ -67,15 +67,40 @@ def probe_output(payload: dict[str, Any]) -> str:
     return "\n".join(s["output"] for s in payload["run"] if s["action"] == "probes.run")
 
 
+#: How far over its RTO objective a drill may run here before the test fails: this
+#: machine (2 cores, other labs beside) is slower than a fallback host; bench/drill.py
+#: holds a drill to the objective itself.
+RTO_SLACK = 3
+
+
+def assert_sampled_agents_saw_the_announcement(payload: dict[str, Any]) -> None:
+    """Every probe round drew lab agents (not the probe accounts, which are not in the
+    announcement room), and in the deciding round each of them saw the announcement."""
+    rounds = [s for s in payload["run"] if s["action"] == "probes.run"]
+    assert rounds, [s["action"] for s in payload["run"]]
+    for step in rounds:
+        assert "accounts: lab-agents (" in step["output"], step["output"]
+    last = rounds[-1]
+    exchanged = {p["subject"] for p in last["probes"] if p["name"] == "matrix.exchange"}
+    announced = {p["subject"]: p["ok"] for p in last["probes"]
+                 if p["name"] == "matrix.announcement"}
+    assert len(exchanged) == 20 and set(announced) == exchanged, last["output"]
+    assert all(announced.values()), last["output"]
+    assert "announcement of incident " in last["output"], last["output"]
+
+
 @pytest.mark.parametrize("scenario", ["primary-outage", "messaging-crash", "directory-crash"])
 def test_shipped_scenarios_pass_and_record_their_rto(drill_lab: LabSession,
                                                      scenario: str) -> None:
     code, summary, payload = run_drill(drill_lab, scenario)
     rto, objective = payload["rto"]["seconds"], payload["objective"]["rto_seconds"]
     assert rto is not None and rto > 0, summary["findings"]
+    assert rto <= RTO_SLACK * objective, (
+        f"{scenario}: RTO {rto:.1f} s, more than {RTO_SLACK} x the {objective} s objective")
     if summary["outcome"] == "deviated" and _only_slow(summary["findings"]):
-        # Whether the recovery fits in the objective depends on how busy this machine
-        # is (bench/drill.py measures it); every step and probe must still have passed.
+        # Within the slack: whether the recovery fits in the objective depends on how
+        # busy this machine is (bench/drill.py measures it); every step and probe must
+        # still have passed.
         warnings.warn(f"{scenario}: RTO {rto:.1f} s over the {objective} s objective "
                       "(busy machine?); steps and probes all passed", stacklevel=1)
         assert code == 4 and payload["rto"]["met"] is False
@@ -89,7 +114,8 @@ def test_shipped_scenarios_pass_and_record_their_rto(drill_lab: LabSession,
     output = probe_output(payload)
     assert "seed: " in output and "rate-limited" in output
     logins = [p["subject"] for s in payload["run"] for p in s["probes"]]
-    assert logins and all(s.startswith(("agent-", "planb-probe")) for s in logins)
+    assert logins and all(s.startswith("agent-") for s in logins)
+    assert_sampled_agents_saw_the_announcement(payload)
     assert_recorded(drill_lab, payload)
     print(f"{scenario}: RTO {payload['rto']['seconds']:.1f} s, "
           f"duration {payload['duration_seconds']:.1f} s")

@@ -15,7 +15,13 @@ from planb.failover.announce_action import announcement_module
 from planb.failover.state import StateFile, sync_frozen
 from planb.verify.probes import run_probes
 from tests.integration.conftest import LabSession
-from tests.integration.test_drills_scenarios import assert_recorded, drill_lab, planb, run_drill
+from tests.integration.test_drills_scenarios import (
+    assert_recorded,
+    assert_sampled_agents_saw_the_announcement,
+    drill_lab,
+    planb,
+    run_drill,
+)
 
 pytestmark = pytest.mark.lab
 __all__ = ["drill_lab"]
@@ -92,6 +98,7 @@ def test_primary_stopped_drill_passes_and_boots_the_primary_again(
     code, summary, payload = run_drill(drill_lab, "primary-stopped")
     assert code == 0 and summary["outcome"] == "pass", summary["findings"]
     assert 0 < payload["rto"]["seconds"] <= payload["objective"]["rto_seconds"]
+    assert_sampled_agents_saw_the_announcement(payload)
     fault = next(s for s in payload["run"] if s["action"] == "lab.stop_host")
     assert "powered off" in fault["output"]
     assert [s["action"] for s in payload["rollbacks"]] == ["lab.start_host",
