@@ -22,7 +22,8 @@ app = typer.Typer(
          "this site's commands, hosts and addresses.\n\n"
          "Templates are Markdown + Jinja2 shipped with planb; a file <name>.md.j2 in "
          "<state_dir>/runbooks/ wins over one in <site dir>/runbooks/ (next to planb.yml), "
-         "which wins over the shipped one.",
+         "which wins over the shipped one. They render in Jinja2's sandbox: a template "
+         "fills in values and cannot run code.",
 )
 
 

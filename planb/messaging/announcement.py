@@ -3,7 +3,8 @@
 The shipped template is ``planb/data/templates/announcement.fr.md.j2``; a site
 overrides it with ``<state_dir>/templates/announcement.<lang>.md.j2``. The same text
 is posted to the announcement room and printed for administrators ("what to tell
-agents"), so both always say the same thing.
+agents"), so both always say the same thing. It renders in Jinja2's immutable
+sandbox: a site's template fills in values and cannot reach Python internals.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from planb.config import SiteConfig
 from planb.engine.actions import Incident
@@ -41,9 +44,9 @@ def _environment(site: SiteConfig) -> jinja2.Environment:
         jinja2.FileSystemLoader(str(site.state_dir / SITE_TEMPLATES_DIR)),
         jinja2.PackageLoader("planb", "data/templates"),
     ]
-    return jinja2.Environment(loader=jinja2.ChoiceLoader(loaders),
-                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                              autoescape=False)
+    return ImmutableSandboxedEnvironment(
+        loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True, autoescape=False)
 
 
 def render_announcement(site: SiteConfig, context: AnnouncementContext, lang: str = "fr") -> str:
@@ -65,6 +68,11 @@ def render_announcement(site: SiteConfig, context: AnnouncementContext, lang: st
     except jinja2.TemplateSyntaxError as exc:
         raise ConfigError(f"template error: {exc.message}", path=exc.filename or name,
                           line=exc.lineno) from None
+    except SecurityError as exc:
+        raise ConfigError(f"the template tried something the sandbox forbids: {exc}",
+                          path=_source(env, name),
+                          hint="an announcement template fills in values; it cannot reach "
+                               "Python objects' internals or change values") from None
     except jinja2.UndefinedError as exc:
         raise ConfigError(f"template uses an unknown variable: {exc.message}",
                           path=_source(env, name)) from None

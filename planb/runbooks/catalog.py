@@ -12,7 +12,9 @@ overridden the same way. A template's first lines may carry metadata as Jinja
 comments: ``{# title: ... #}``, ``{# lang: en #}``, ``{# needs: directory #}`` (the
 crisis cell's contacts). Rendering is strict: a value the template uses and the
 site does not give is an error naming the template, its line and the value,
-never a silent blank.
+never a silent blank. Templates render in Jinja2's immutable sandbox: a site's
+template is text with values, not code (``{{ ''.__class__.__mro__ }}`` or changing
+a value is a ConfigError naming the template).
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 import planb
 from planb.config import SiteConfig
-from planb.errors import UsageError
+from planb.errors import ConfigError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -125,9 +129,10 @@ def md_escape(value: object) -> str:
 
 
 def environment(site: SiteConfig) -> jinja2.Environment:
-    """The Jinja2 environment: site folders first, strict about undefined values."""
+    """The Jinja2 environment: site folders first, strict about undefined values,
+    sandboxed (no attribute starting with ``_``, no method that changes a value)."""
     loaders = [jinja2.FileSystemLoader(str(folder)) for _, folder in template_dirs(site)]
-    env = jinja2.Environment(
+    env = ImmutableSandboxedEnvironment(
         loader=jinja2.ChoiceLoader(loaders),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -161,6 +166,13 @@ def render(site: SiteConfig, info: RunbookInfo, values: Mapping[str, Any]) -> Re
     except jinja2.TemplateSyntaxError as exc:
         where = f"{exc.filename or info.path}:{exc.lineno}"
         raise UsageError(f"runbook {info.name}: {where}: template error: {exc.message}") from None
+    except SecurityError as exc:
+        path, _, line = (_template_frame(exc) or str(info.path)).rpartition(":")
+        raise ConfigError(f"runbook {info.name}: the template tried something the sandbox "
+                          f"forbids: {exc}", path=path or str(info.path),
+                          line=int(line) if line.isdigit() else None,
+                          hint="a runbook template fills in values; it cannot reach Python "
+                               "objects' internals or change values") from None
     except jinja2.UndefinedError as exc:
         where = _template_frame(exc) or str(info.path)
         raise UsageError(f"runbook {info.name}: {where}: {exc.message} (a value the template "
