@@ -5,7 +5,11 @@ RFC 4515 escaping, so a login such as ``*`` or ``a*`` or ``x)(uid=*`` would be r
 as a pattern. This wrapper refuses, before any LDAP request:
 
 - a login that is not made only of Matrix localpart characters ``[a-z0-9._=/+-]``
-  (case-insensitive; ``@localpart:server`` is accepted), so never ``* ( ) \\`` or NUL;
+  (ASCII upper case accepted; ``@localpart:server`` is accepted), so never ``* ( ) \\``
+  or NUL, and never a non-ASCII letter that case folding turns into an ASCII one
+  (``İ ı ſ`` and the Kelvin sign ``K`` match ``i s k`` under a Unicode
+  case-insensitive match, and ``"İ".lower()`` is ``i`` plus a combining dot): the
+  login that reaches the directory, or a reserved name, is the one typed;
 - an email login holding ``* ( ) \\`` or NUL;
 - a reserved localpart (planb's admin account): it must never be reachable through
   the directory, which may be the compromised system.
@@ -38,8 +42,13 @@ logger = logging.getLogger("planb_ldap_guard")
 #: switch refuses every ordinary login anyway.
 REFUSED = "planb guard refused login"
 
-_SAFE_LOCALPART = re.compile(r"[a-z0-9._=/+-]+", re.IGNORECASE)
+_SAFE_LOCALPART = re.compile(r"[A-Za-z0-9._=/+-]+", re.ASCII)
 _FILTER_SPECIALS = frozenset("*()\\\x00")
+
+
+def _safe_localpart(localpart: str) -> bool:
+    """Only ASCII Matrix localpart characters (no Unicode case folding anywhere)."""
+    return localpart.isascii() and _SAFE_LOCALPART.fullmatch(localpart) is not None
 
 
 def _localpart(username: str) -> str:
@@ -93,7 +102,7 @@ class PlanbLdapAuthProvider(LdapAuthProviderModule):
         self, username: str, login_type: str, login_dict: Dict[str, Any]
     ) -> Optional[str]:
         localpart = _localpart(username)
-        if not _SAFE_LOCALPART.fullmatch(localpart):
+        if not _safe_localpart(localpart):
             logger.warning("%s %r: not made of Matrix localpart characters", REFUSED,
                            username[:80])
             return None
