@@ -27,6 +27,7 @@ DEFAULT_CONFIG_NAME = "planb.yml"
 _SITE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+_FINGERPRINT = re.compile(r"^SHA256:[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -220,6 +221,25 @@ class CrisisCellConfig:
 
 
 @dataclass(frozen=True)
+class ReportsConfig:
+    """The signed journals.
+
+    ``trusted_keys``: fingerprints of the keys journals may be signed with (``SHA256:``
+    and 64 lower-case hex digits, as 'planb keys export' prints). When set, 'planb report
+    verify' trusts only these (and keys their rotation journals retired), never a key
+    file found in the state dir; when empty it trusts the site's keys/signing.pub.
+    """
+
+    trusted_keys: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for value in self.trusted_keys:
+            if not _FINGERPRINT.match(value):
+                raise ValueError(f"trusted_keys: {value!r} is not a key fingerprint "
+                                 "(SHA256: and 64 lower-case hex digits)")
+
+
+@dataclass(frozen=True)
 class SiteConfig:
     """One site: everything planb knows about it, validated."""
 
@@ -235,6 +255,7 @@ class SiteConfig:
     lab: LabConfig | None = None
     deploy: DeployConfig = field(default_factory=DeployConfig)
     crisis_cell: CrisisCellConfig = field(default_factory=CrisisCellConfig)
+    reports: ReportsConfig = field(default_factory=ReportsConfig)
     #: The file this was loaded from (not a YAML key).
     source: Path = field(
         default=Path(DEFAULT_CONFIG_NAME), compare=False, metadata={"internal": True}

@@ -8,16 +8,21 @@ from typing import Annotated
 import typer
 
 from planb.cli.context import console, err_console, options, print_json
+from planb.engine.records import resolve_operator
 from planb.reports.files import write_atomic
 from planb.reports.keys import (
     PASSPHRASE_ENV,
     KeyPaths,
     PassphraseSource,
+    Signer,
     fingerprint,
     init_keys,
+    load_private_key,
     load_public_key,
     public_pem,
 )
+from planb.reports.store import JournalStore
+from planb.reports.trust import record_rotation
 
 app = typer.Typer(
     help="Create and export the Ed25519 key that signs journals (drills, failovers).",
@@ -51,21 +56,35 @@ def init(
     With a passphrase the private key is stored encrypted, and every command that
     signs (drill, failover, report annotate) needs the same passphrase. Without
     --force an existing key is never replaced; with it, the old public key is kept
-    in keys/retired/ so journals it signed still verify.
+    in keys/retired/ and a key-rotation journal signed with the new key records its
+    retirement: journals it signed before verify, any it signs later do not.
+    Pin the fingerprint in planb.yml (reports.trusted_keys).
     """
     config = options(ctx).load_site()
     paths = KeyPaths.for_state_dir(config.state_dir)
     passphrase = PassphraseSource(file=passphrase_file, env=passphrase_env).read()
+    old = load_public_key(paths.public) if force and paths.public.exists() else None
     fp = init_keys(paths, passphrase, force=force)
+    rotation = None
+    if old is not None and fingerprint(old) != fp:
+        store = JournalStore.for_state_dir(config.state_dir,
+                                           Signer(load_private_key(paths.private, passphrase)))
+        rotation = record_rotation(store, old, by=resolve_operator(None))
     if json_output:
         print_json({"algorithm": "Ed25519", "fingerprint": fp, "private_key": str(paths.private),
-                    "public_key": str(paths.public), "encrypted": bool(passphrase)})
+                    "public_key": str(paths.public), "encrypted": bool(passphrase),
+                    "retired": fingerprint(old) if old is not None else None,
+                    "rotation_journal": rotation.path.name if rotation else None})
         return
     state = "encrypted with the passphrase" if passphrase else "NOT encrypted (no passphrase)"
     console.print(f"wrote {paths.private} (mode 0600, {state})", highlight=False, soft_wrap=True)
     console.print(f"wrote {paths.public}", highlight=False, soft_wrap=True)
     console.print(f"fingerprint {fp}", highlight=False, soft_wrap=True)
-    console.print("Next: give auditors the public key: planb keys export -o site-signing.pub",
+    if rotation is not None and old is not None:
+        console.print(f"retired {fingerprint(old)}: recorded in {rotation.path.name}, signed "
+                      "with the new key", highlight=False, soft_wrap=True)
+    console.print(f"Next: pin it in planb.yml, reports: trusted_keys: [\"{fp}\"]; give "
+                  "auditors the public key: planb keys export -o site-signing.pub",
                   highlight=False, soft_wrap=True)
 
 

@@ -1,4 +1,4 @@
-"""``planb report``: list, show, verify, export, trend and annotate the signed journals."""
+"""``planb report``: list, show, verify, repair, export, trend and annotate the signed journals."""
 
 from __future__ import annotations
 
@@ -10,41 +10,47 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.markup import escape
 from rich.table import Table
 
 from planb.cli.context import console, err_console, options, print_json
 from planb.cli.keys_cmd import PassphraseEnvOption, PassphraseFileOption
+from planb.cli.report_trust import (
+    HeadOption,
+    TrustOption,
+    check_head_option,
+    check_site_audit,
+    print_audit,
+    print_head,
+    repair_site,
+    resolve_cli_trust,
+    site_or_none,
+)
 from planb.engine.records import resolve_operator
-from planb.errors import PlanbError, UsageError
+from planb.errors import UsageError
 from planb.reports.files import write_atomic
 from planb.reports.journal import StoredJournal
-from planb.reports.keys import (
-    KeyPaths,
-    PassphraseSource,
-    load_public_key,
-    load_signer,
-    site_public_keys,
-)
+from planb.reports.keys import KeyPaths, PassphraseSource, load_signer
 from planb.reports.store import JournalNotFound, JournalStore, journals_dir
 from planb.reports.summary import summarise
+from planb.reports.trust import Trust
 from planb.reports.verify import JournalCheck, VerificationFailed, verify_directory
 
 log = logging.getLogger(__name__)
 
 app = typer.Typer(
-    help="List, show, verify and export the signed, hash-chained journals of drills and "
-    "failovers; draw the drills' trend; add signed observations and actions.",
+    help="List, show, verify, repair and export the signed, hash-chained journals of drills "
+    "and failovers; draw the drills' trend; add signed observations and actions.",
     no_args_is_help=True,
 )
 
 PublicKeyOption = Annotated[
     list[Path] | None,
     typer.Option("--public-key", "-k", metavar="FILE", dir_okay=False,
-                 help="Trusted public key (PEM, from 'planb keys export'); repeat for keys "
-                 "used before a rotation. Default: the site's keys/signing.pub and "
-                 "keys/retired/*.pub."),
+                 help="Public key (PEM, from 'planb keys export'); repeatable. Trusted "
+                 "unless --trust or reports.trusted_keys pins others. Default: the site's "
+                 "keys/signing.pub; retired keys are trusted through the journal that "
+                 "retired them."),
 ]
 DirOption = Annotated[
     Path | None,
@@ -72,18 +78,10 @@ def _state_dir(ctx: typer.Context) -> Path:
     return options(ctx).load_site().state_dir
 
 
-def _keys(ctx: typer.Context, given: list[Path] | None, *, required: bool
-          ) -> list[Ed25519PublicKey]:
-    """The trusted keys: the given files, else the site's (optional for list/show)."""
-    if given:
-        return [load_public_key(path) for path in given]
-    try:
-        return site_public_keys(KeyPaths.for_state_dir(_state_dir(ctx)))
-    except PlanbError:
-        if required:
-            raise
-        log.info("no public key available: signatures are not checked")
-        return []
+def _keys(ctx: typer.Context, given: list[Path] | None, *, required: bool,
+          pins: list[str] | None = None) -> Trust:
+    """The trust: pins, else the given files, else the site's key (optional for list/show)."""
+    return resolve_cli_trust(ctx, given, pins, required=required)
 
 
 @app.command("verify")
@@ -91,6 +89,8 @@ def verify(
     ctx: typer.Context,
     directory: DirOption = None,
     public_key: PublicKeyOption = None,
+    trust: TrustOption = None,
+    head: HeadOption = None,
     json_output: JsonOption = False,
     positional_dir: Annotated[Path | None, typer.Argument(
         metavar="[DIR]", file_okay=False, hidden=True)] = None,
@@ -98,36 +98,79 @@ def verify(
     """Check every journal's signature and the hash chain; exit 1 naming the first bad one.
 
     Works on a copied folder on another machine, without planb.yml,
-    when --dir and --public-key are given.
+    when --dir and --public-key (or --trust) are given. Prints the head
+    (newest journal's SHA-256) to keep elsewhere; --head checks it.
+    On the site, the failover audit log's chain and signed head are checked too.
 
     Failures: altered (signature does not match the content),
     missing (a journal was removed), reordered (files swapped or renamed),
-    unknown key, unsigned, malformed.
+    unknown key (not pinned, or only dropped into keys/retired/),
+    retired key (signed after the key's rotation), unsigned
+    (see 'report repair'), malformed, truncated / head mismatch (--head).
     """
     # DIR as an argument: how 'report verify' took the folder before --dir.
     if directory is not None and positional_dir is not None and directory != positional_dir:
         raise UsageError("give the journals folder once: --dir DIR")
     folder = directory or positional_dir or journals_dir(_state_dir(ctx))
-    keys = _keys(ctx, public_key, required=True)
-    result = verify_directory(folder, keys)
+    keys = _keys(ctx, public_key, required=True, pins=trust)
+    result = verify_directory(folder, keys, expected_head=check_head_option(head))
+    # The audit log is the site's: checked when the folder is the site's own.
+    site = None if directory or positional_dir else site_or_none(ctx)
+    audit = check_site_audit(site, result)
     if json_output:
-        print_json(result.as_json())
+        print_json({**result.as_json(), "audit_log": None if audit is None else {
+            "ok": audit.ok, "entries": audit.entries, "problem": audit.problem,
+            "notes": list(audit.notes), "last_sha256": audit.head_sha256}})
     else:
         _print_checks(result.journals, title=f"Journals in {folder}")
         for note in result.notes:
             console.print(f"note: {escape(note)}", highlight=False)
+        if audit is not None:
+            print_audit(audit)
     if not result.journals:
         raise VerificationFailed(f"{folder}: no journals to verify")
     failure = result.failure
     if failure is not None:
         raise VerificationFailed(f"verification FAILED at {failure}",
                                  hint="journals from there on cannot be trusted")
+    if audit is not None and audit.problem is not None:
+        raise VerificationFailed(f"the failover audit log was altered: {audit.problem}",
+                                 hint="the journals verify; the audit log cannot be trusted")
     if not json_output:
         last = result.journals[-1]
         console.print(
             f"OK: {len(result.journals)} journals, every signature and the chain are valid. "
             f"Newest: {last.file} sha256 {last.sha256}. "
             f"Trusted keys: {', '.join(result.trusted)}", highlight=False, soft_wrap=True)
+        print_head(result)
+
+
+@app.command("repair")
+def repair(
+    ctx: typer.Context,
+    directory: DirOption = None,
+    public_key: PublicKeyOption = None,
+    trust: TrustOption = None,
+    author: Annotated[str | None, typer.Option(
+        "--author", metavar="NAME", help="Who repairs (default: $SUDO_USER, $USER).")] = None,
+    passphrase_file: PassphraseFileOption = None,
+    passphrase_env: PassphraseEnvOption = None,
+) -> None:
+    """Sign a journal left unsigned by an interrupted write, on the record.
+
+    Only a journal whose sole fault is a missing signature is signed, after its
+    content, file name and chain link are checked and only if it names the site's
+    signing key; an addendum records who repaired it, when, and with which key.
+    Any other failure is refused: it is evidence.
+    """
+    done = repair_site(ctx, directory, public_key, trust, author,
+                       PassphraseSource(file=passphrase_file, env=passphrase_env))
+    if not done:
+        console.print("nothing to repair: every journal is signed and the chain verifies",
+                      highlight=False)
+    for item in done:
+        console.print(f"signed {item.journal.path.name}; recorded in {item.record.path.name}",
+                      highlight=False, soft_wrap=True)
 
 
 @app.command("list")

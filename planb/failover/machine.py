@@ -135,7 +135,7 @@ class Failover:
         self.steps: dict[Event, tuple[FailoverStep, ...]] = {
             "activate": activation, "deactivate": deactivation}
         self.state_file = StateFile(site.state_dir)
-        self.audit = AuditLog(site.state_dir)
+        self.audit = AuditLog(site.state_dir, signer=store.signer)
         self.redact = redactor or Redactor()
 
     def status(self, recent: int = 10) -> FailoverStatus:

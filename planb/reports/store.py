@@ -12,7 +12,9 @@ can be signed before it injects a fault)::
 Appends from several processes are serialised with an ``fcntl`` lock on
 ``journals/.lock``; each file is written atomically (temporary file + rename), the
 journal first, then its signature, then the head (one file holding its own
-signature).
+signature). Each new head is also logged to the controller's system log
+(:mod:`planb.reports.anchor`), outside the folder, so that putting back an older
+head after deleting journals is caught by ``planb report verify --head HASH``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import fcntl
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +35,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from planb.errors import PlanbError, UsageError
+from planb.reports.anchor import SyslogAnchor
 from planb.reports.canonical import canonical_bytes
 from planb.reports.files import write_atomic
 from planb.reports.journal import (
@@ -51,6 +54,10 @@ from planb.reports.keys import Signer, verify_signature
 log = logging.getLogger(__name__)
 
 JOURNALS_DIR_NAME = "journals"
+
+#: Called with ``("planb journal head", folder=…, seq=…, sha256=…, file=…)`` after each
+#: append; returns whether a log outside the folder took it. Never raises.
+Anchor = Callable[..., bool]
 
 
 class JournalNotFound(PlanbError):
@@ -88,13 +95,16 @@ def decode_signature(text: bytes) -> bytes | None:
 class JournalStore:
     """A folder of signed, hash-chained journals."""
 
-    def __init__(self, directory: Path, signer: Signer | None = None) -> None:
+    def __init__(self, directory: Path, signer: Signer | None = None, *,
+                 anchor: Anchor | None = None) -> None:
         self.directory = directory
         self.signer = signer
+        self.anchor: Anchor = anchor if anchor is not None else SyslogAnchor()
 
     @classmethod
-    def for_state_dir(cls, state_dir: Path, signer: Signer | None = None) -> JournalStore:
-        return cls(journals_dir(state_dir), signer)
+    def for_state_dir(cls, state_dir: Path, signer: Signer | None = None, *,
+                      anchor: Anchor | None = None) -> JournalStore:
+        return cls(journals_dir(state_dir), signer, anchor=anchor)
 
     def append(self, kind: str, payload: JsonObject) -> StoredJournal:
         """Write a new journal after the last one, sign it and move the head; return it.
@@ -126,8 +136,17 @@ class JournalStore:
             stored = StoredJournal(path=path, envelope=Envelope.from_json(json.loads(data)),
                                    sha256=sha256_hex(data))
             self._write_head(stored)
-        log.info("journal %s written and signed (%s)", path.name, self.signer.fingerprint)
+        log.info("journal %s written and signed (%s); head sha256 %s", path.name,
+                 self.signer.fingerprint, stored.sha256)
+        self._anchor(stored)
         return stored
+
+    def _anchor(self, head: StoredJournal) -> None:
+        try:
+            self.anchor("planb journal head", folder=self.directory.resolve(), seq=head.seq,
+                        sha256=head.sha256, file=head.path.name)
+        except Exception:  # noqa: BLE001 - best effort: the journal is already written
+            log.warning("could not anchor the journal head in the system log", exc_info=True)
 
     def list(self) -> builtins.list[StoredJournal]:
         """Every readable journal, in seq order (unreadable ones are logged and skipped)."""
@@ -214,8 +233,11 @@ class JournalStore:
             log.warning("%s is unreadable (%s); chaining from the files", HEAD_NAME, exc)
             return None
         if not head.verifies_with(self.signer.public_key):
-            log.warning("%s does not verify with the signing key %s (rotated?); "
-                        "chaining from the files", HEAD_NAME, self.signer.fingerprint)
+            # Signed with another key: expected once, right after a rotation.
+            level = logging.INFO if head.key_fingerprint != self.signer.fingerprint \
+                else logging.WARNING
+            log.log(level, "%s does not verify with the signing key %s (rotated?); "
+                    "chaining from the files", HEAD_NAME, self.signer.fingerprint)
             return None
         return head.seq, head.sha256
 

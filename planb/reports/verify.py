@@ -9,7 +9,10 @@ alone (signature, then structure), then linked to the one before it. The result
 names the **first** bad journal and why:
 
 - ``unsigned``: the ``.sig`` file is missing.
-- ``unknown key``: the journal names a key that is not among the trusted public keys.
+- ``unknown key``: the journal names a key that is not trusted: not a root (pinned,
+  given, or the site's current key) and not vouched for by a ``key-rotation`` journal
+  (see :mod:`planb.reports.trust`); a key dropped into ``keys/retired/`` is not trusted.
+- ``retired key``: signed with a key after the rotation journal that retired it.
 - ``altered``: the signature does not match the content (one changed byte is enough).
   A journal that names a trusted key but carries another key's signature is reported
   as altered: the two cannot be told apart from an Ed25519 signature alone.
@@ -20,6 +23,9 @@ names the **first** bad journal and why:
   a seq repeats, or a journal chains after a journal other than the one before it.
 - ``malformed``: not a journal envelope, not canonical JSON, a signature file that is
   not base64 of 64 bytes, or a file name that does not match its content.
+- ``truncated`` / ``head mismatch`` (with an anchored head, ``expected_head``): the
+  journal with that SHA-256 is not in the chain (journals were removed and an older
+  head put back), or it is but is not the newest.
 """
 
 from __future__ import annotations
@@ -36,8 +42,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from planb.errors import PlanbError
 from planb.reports.canonical import is_canonical
 from planb.reports.journal import HEAD_NAME, Envelope, MalformedJournal, parse_filename
-from planb.reports.keys import fingerprint, verify_signature
+from planb.reports.keys import verify_signature
 from planb.reports.store import decode_signature, parse_head, sha256_hex
+from planb.reports.trust import ChainTrust, Trust, chain_trust
+
+#: The payload format of the addendum 'planb report repair' writes.
+REPAIR_FORMAT = "planb-repair/1"
 
 
 class Reason(StrEnum):
@@ -49,6 +59,9 @@ class Reason(StrEnum):
     UNKNOWN_KEY = "unknown key"
     UNSIGNED = "unsigned"
     MALFORMED = "malformed"
+    RETIRED_KEY = "retired key"
+    TRUNCATED = "truncated"
+    HEAD_MISMATCH = "head mismatch"
 
 
 class VerificationFailed(PlanbError):
@@ -94,6 +107,9 @@ class VerificationResult:
     trusted: tuple[str, ...]
     notes: tuple[str, ...] = field(default=())
     head_seq: int | None = None
+    #: The keys signatures were checked with (roots and keys vouched by a rotation).
+    keys: Mapping[str, Ed25519PublicKey] = field(default_factory=dict, compare=False,
+                                                 repr=False)
 
     @property
     def failure(self) -> Problem | None:
@@ -111,6 +127,12 @@ class VerificationResult:
     def last(self) -> JournalCheck | None:
         return self.journals[-1] if self.journals else None
 
+    @property
+    def head_sha256(self) -> str | None:
+        """The SHA-256 of the newest journal: the value to anchor (``--head``)."""
+        last = self.last
+        return last.sha256 if last is not None else None
+
     def as_json(self) -> dict[str, Any]:
         failure = self.failure
         return {
@@ -118,7 +140,7 @@ class VerificationResult:
             "trusted_keys": list(self.trusted),
             "failure": None if failure is None else {
                 "file": failure.file, "reason": str(failure.reason), "message": failure.message},
-            "head": {"seq": self.head_seq,
+            "head": {"seq": self.head_seq, "sha256": self.head_sha256,
                      "problem": None if self.head_problem is None else str(self.head_problem)},
             "notes": list(self.notes),
             "journals": [{
@@ -132,7 +154,8 @@ class VerificationResult:
 
 
 def verify_directory(
-    directory: Path, public_keys: Sequence[Ed25519PublicKey]
+    directory: Path, public_keys: Trust | Sequence[Ed25519PublicKey], *,
+    expected_head: str | None = None,
 ) -> VerificationResult:
     """Read a journals folder and verify it (see :func:`verify_files`)."""
     if not directory.is_dir():
@@ -146,19 +169,27 @@ def verify_directory(
             files[path.name] = path.read_bytes()
         else:
             notes.append(f"ignored {path.name}: not a journal file")
-    result = verify_files(files, public_keys)
+    result = verify_files(files, public_keys, expected_head=expected_head)
     return VerificationResult(journals=result.journals, head_problem=result.head_problem,
                               trusted=result.trusted, notes=(*notes, *result.notes),
-                              head_seq=result.head_seq)
+                              head_seq=result.head_seq, keys=result.keys)
 
 
 def verify_files(
-    files: Mapping[str, bytes], public_keys: Sequence[Ed25519PublicKey]
+    files: Mapping[str, bytes], public_keys: Trust | Sequence[Ed25519PublicKey], *,
+    expected_head: str | None = None,
 ) -> VerificationResult:
-    """Verify journals given as ``{file name: bytes}``; with no key, signatures are not checked."""
-    trusted = {fingerprint(key): key for key in public_keys}
+    """Verify journals given as ``{file name: bytes}``; with no key, signatures are not checked.
+
+    ``public_keys``: the roots of trust (a list of keys, or a :class:`Trust` that also
+    holds keys only a rotation journal can make trusted). ``expected_head``: the
+    SHA-256 of the newest journal as anchored elsewhere (syslog, a printed report).
+    """
+    trust = Trust.of(public_keys)
+    chain_keys = chain_trust(files, trust)
+    trusted: Mapping[str, Ed25519PublicKey] | None = chain_keys.keys if trust.roots else None
     stems: dict[str, int] = {}
-    notes: list[str] = []
+    notes: list[str] = list(trust.notes)
     for name in files:
         parsed = parse_filename(name)
         if parsed is not None:
@@ -170,18 +201,85 @@ def verify_files(
                       trusted)
         for stem in sorted(stems, key=lambda s: (stems[s], s))
     ]
-    checks = link_chain(alone)
-    head_problem, head_seq, head_notes = check_head(files.get(HEAD_NAME), checks, trusted)
+    checks = _retirements(link_chain(alone), chain_keys)
+    head_problem, head_seq, head_notes = check_head(files.get(HEAD_NAME), checks, trusted or {})
+    if head_problem is None and expected_head is not None:
+        head_problem = check_anchor(expected_head, checks)
+    notes += [f"key {fp} retired by {name} (seq {seq}, {at}): it verifies only the journals "
+              "before it" for fp, (seq, name, at) in sorted(chain_keys.retired.items())]
     return VerificationResult(journals=tuple(checks), head_problem=head_problem,
-                              trusted=tuple(trusted), notes=(*notes, *head_notes),
-                              head_seq=head_seq)
+                              trusted=tuple(trusted or ()), notes=(*notes, *head_notes,
+                                                                   *_repair_notes(checks)),
+                              head_seq=head_seq, keys=dict(trusted or {}))
+
+
+def check_anchor(expected: str, checks: Sequence[JournalCheck]) -> Problem | None:
+    """Whether the chain's newest journal is the one whose SHA-256 was anchored."""
+    want = expected.strip().lower().removeprefix("sha256:")
+    last = checks[-1] if checks else None
+    if last is not None and last.sha256 == want:
+        return None
+    now = (f"the chain's head is {last.file} (seq {last.seq}, sha256 {last.sha256})"
+           if last is not None else "the folder has no journal")
+    found = next((c for c in checks if c.sha256 == want), None)
+    if found is None:
+        return Problem(Reason.TRUNCATED, HEAD_NAME, f"no journal has the anchored head "
+                       f"sha256 {want}: journals were removed or the chain rewritten; {now}")
+    assert last is not None
+    return Problem(Reason.HEAD_MISMATCH, HEAD_NAME, f"the anchored head {want} is "
+                   f"{found.file} (seq {found.seq}), not the newest: {last.seq - found.seq} "
+                   f"journal(s) were written after it; {now}. Check them, then anchor the "
+                   "new head")
+
+
+def _retirements(checks: Sequence[JournalCheck], chain_keys: ChainTrust) -> list[JournalCheck]:
+    """Fail journals signed by a retired key after the rotation journal that retired it."""
+    result = []
+    for check in checks:
+        retired = chain_keys.retired.get(check.signed_by or "")
+        if check.problem is None and retired is not None and check.seq > retired[0]:
+            seq, name, at = retired
+            problem = Problem(Reason.RETIRED_KEY, check.file, f"signed with {check.signed_by}, "
+                              f"which {name} (seq {seq}) retired at {at}: a retired key "
+                              "verifies only journals written before its retirement")
+            check = JournalCheck(check.file, check.seq, check.envelope, check.sha256,
+                                 str(Reason.RETIRED_KEY), check.chain, problem, check.signed_by)
+        elif check.problem is not None and check.problem.reason == Reason.UNKNOWN_KEY \
+                and check.envelope is not None \
+                and check.envelope.key_fingerprint in chain_keys.unvouched:
+            fp = check.envelope.key_fingerprint
+            problem = Problem(Reason.UNKNOWN_KEY, check.file, f"signed with {fp}, found in "
+                              f"{chain_keys.unvouched[fp]} but not trusted: no trusted key's "
+                              "rotation journal retired it (a key dropped there is not "
+                              "trusted). If it is the site's old key, pin it: --trust "
+                              f"{fp} or reports.trusted_keys in planb.yml")
+            check = JournalCheck(check.file, check.seq, check.envelope, check.sha256,
+                                 check.signature, check.chain, problem, check.signed_by)
+        result.append(check)
+    return result
+
+
+def _repair_notes(checks: Sequence[JournalCheck]) -> list[str]:
+    """A note for each journal 'planb report repair' signed after the fact."""
+    notes = []
+    for check in checks:
+        payload = check.envelope.payload if check.envelope is not None else {}
+        repaired = payload.get("repaired")
+        target = payload.get("target")
+        if payload.get("format") == REPAIR_FORMAT and isinstance(repaired, dict) \
+                and isinstance(target, dict):
+            notes.append(f"seq {target.get('seq')} was signed after the fact by 'planb report "
+                         f"repair' (by {repaired.get('by')} at {repaired.get('at')}; record "
+                         f"{check.file})")
+    return notes
 
 
 def check_journal(
     name: str, data: bytes | None, sig_file: bytes | None,
-    trusted: Mapping[str, Ed25519PublicKey],
+    trusted: Mapping[str, Ed25519PublicKey] | None,
 ) -> JournalCheck:
-    """Check one journal on its own: its signature, then its structure."""
+    """Check one journal on its own: its signature (not checked when ``trusted`` is
+    None), then its structure."""
     parsed = parse_filename(name)
     seq = parsed[0] if parsed else 0
     if data is None:
@@ -274,7 +372,7 @@ def _parse(data: bytes) -> tuple[Envelope | None, str | None]:
 
 def _check_signature(
     name: str, data: bytes, sig_file: bytes | None, envelope: Envelope | None,
-    trusted: Mapping[str, Ed25519PublicKey],
+    trusted: Mapping[str, Ed25519PublicKey] | None,
 ) -> tuple[str, str | None, Problem | None]:
     """``(signature state, fingerprint of the key that verified it, problem)``."""
     if sig_file is None:
@@ -284,7 +382,7 @@ def _check_signature(
     if signature is None:
         return Reason.MALFORMED, None, Problem(
             Reason.MALFORMED, name, "its .sig file is not base64 of a 64-byte signature")
-    if not trusted:
+    if trusted is None:
         return "not checked", None, None
     named = envelope.key_fingerprint if envelope is not None else None
     candidates = [named] if named is not None and named in trusted else []
@@ -295,7 +393,7 @@ def _check_signature(
     if named is not None and named not in trusted:
         return Reason.UNKNOWN_KEY, None, Problem(
             Reason.UNKNOWN_KEY, name,
-            f"signed with {named}, not a trusted key ({', '.join(trusted)})")
+            f"signed with {named}, not a trusted key ({', '.join(trusted) or 'none'})")
     return Reason.ALTERED, None, Problem(
         Reason.ALTERED, name, "its signature does not match its content")
 

@@ -2,9 +2,10 @@
 
 Everything comes from the site's ``planb.yml``, its inventory (read through
 :mod:`planb.inventory`, as Ansible sees it) and its state dir (the signing key's
-fingerprint); the drill scenarios are given by the caller. Nothing here contacts a
-host. Values that may be missing (no signing key yet) are empty strings, never None,
-so a template tests them with ``{% if ... %}`` and never prints "None".
+fingerprint, the journal chain's head); the drill scenarios are given by the caller.
+Nothing here contacts a host. Values that may be missing (no signing key yet) are
+empty strings, never None, so a template tests them with ``{% if ... %}`` and never
+prints "None".
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from planb.inventory import (
     first_host,
     load_hosts,
 )
+from planb.reports.journal import HEAD_NAME, MalformedJournal
 from planb.reports.keys import KeyPaths, fingerprint, load_public_key
+from planb.reports.store import journals_dir, parse_head
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +38,27 @@ def _host(host: InventoryHost) -> dict[str, Any]:
 
 
 def key_values(state_dir: Path) -> dict[str, str]:
-    """The signing key's public file and fingerprint ('' when there is no key yet)."""
+    """The signing key's public file and fingerprint ('' when there is no key yet), and
+    the journal chain's head when printed (``head_seq``, ``head_sha256``; '' when none):
+    a paper copy 'planb report verify --head' can check later."""
 
     paths = KeyPaths.for_state_dir(state_dir)
     values = {"public": str(paths.public), "private": str(paths.private),
-              "retired": str(paths.retired), "fingerprint": ""}
+              "retired": str(paths.retired), "fingerprint": "", "head_seq": "",
+              "head_sha256": ""}
     if paths.public.is_file():
         try:
             values["fingerprint"] = fingerprint(load_public_key(paths.public))
         except PlanbError as exc:
             log.warning("signing key %s unreadable: %s", paths.public, exc.message)
+    try:
+        head = parse_head((journals_dir(state_dir) / HEAD_NAME).read_bytes())
+    except FileNotFoundError:
+        return values
+    except (OSError, MalformedJournal) as exc:
+        log.warning("journal head unreadable: %s", exc)
+        return values
+    values.update(head_seq=str(head.seq), head_sha256=head.sha256)
     return values
 
 

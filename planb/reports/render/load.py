@@ -11,10 +11,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from planb.reports.journal import StoredJournal
 from planb.reports.render.model import JournalDoc, Verification
 from planb.reports.store import JournalStore
+from planb.reports.trust import Trust
 from planb.reports.verify import JournalCheck, verify_directory
 
 
-def load_docs(folder: Path, keys: Sequence[Ed25519PublicKey]) -> list[JournalDoc]:
+def load_docs(folder: Path, keys: Trust | Sequence[Ed25519PublicKey]) -> list[JournalDoc]:
     """Every readable journal of ``folder`` in seq order, each with its verdict.
 
     With no ``keys`` signatures are "not checked" (the chain is still checked).
