@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from planb.commands import run_command
 from planb.config import SiteConfig
 from planb.errors import ConfigError, PlanbError
 from planb.schema import Secret
@@ -148,14 +149,9 @@ def load_hosts(site: SiteConfig) -> list[InventoryHost]:
     """The site's inventory hosts; :class:`PlanbError` if Ansible cannot read it."""
     inventory = check_inventory(site)
     env = {**os.environ, "ANSIBLE_VERBOSITY": "0", "ANSIBLE_NOCOLOR": "1"}
-    proc = subprocess.run([ansible_tool("ansible-inventory"), "-i", str(inventory), "--list"],
-                          capture_output=True, text=True, env=env, timeout=120,
-                          cwd=site.base_dir)
-    if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-        raise PlanbError(f"cannot read the inventory {inventory}: "
-                         + (lines[-1] if lines else f"ansible-inventory exited {proc.returncode}"),
-                         hint="an encrypted vault needs ANSIBLE_VAULT_PASSWORD_FILE")
+    proc = run_command([ansible_tool("ansible-inventory"), "-i", str(inventory), "--list"],
+                       env=env, cwd=site.base_dir, what=f"reading the inventory {inventory}",
+                       hint="an encrypted vault needs ANSIBLE_VAULT_PASSWORD_FILE")
     return parse_inventory(json.loads(proc.stdout))
 
 

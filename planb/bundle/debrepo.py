@@ -13,10 +13,10 @@ import hashlib
 import io
 import logging
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from planb.commands import run_command
 from planb.errors import PlanbError
 
 log = logging.getLogger(__name__)
@@ -62,15 +62,10 @@ def parse_control(text: str) -> tuple[tuple[str, str], ...]:
 
 def read_deb(path: Path, *, sha256: str | None = None) -> DebInfo:
     """Read a .deb's control fields with ``dpkg-deb --field`` and hash the file."""
-    try:
-        proc = subprocess.run(["dpkg-deb", "--field", str(path)], capture_output=True,
-                              text=True, check=False, timeout=60)
-    except FileNotFoundError:
-        raise PlanbError("dpkg-deb not found: building the bundle's apt index needs dpkg",
-                         hint="run 'planb bundle build' on Debian or Ubuntu") from None
-    if proc.returncode != 0:
-        raise PlanbError(f"{path.name} is not a valid Debian package: {proc.stderr.strip()}",
-                         hint="remove it and rebuild with 'planb bundle build --refresh'")
+    proc = run_command(["dpkg-deb", "--field", str(path)], timeout=60,
+                       what=f"{path.name} is not a valid Debian package: dpkg-deb",
+                       hint="remove it and rebuild with 'planb bundle build --refresh'; "
+                       "building the bundle's apt index needs dpkg (Debian or Ubuntu)")
     try:
         control = parse_control(proc.stdout)
     except ValueError as exc:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from planb.commands import run_command
 from planb.errors import PlanbError, PrerequisiteError
 
 log = logging.getLogger(__name__)
@@ -239,6 +240,4 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 
 def _run(argv: list[str]) -> None:
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
-    if proc.returncode != 0:
-        raise PlanbError(f"'{' '.join(argv)}' failed: {proc.stderr.strip()}")
+    run_command(argv)

@@ -9,10 +9,8 @@ accounts, the service accounts) stays. Never meant for a production directory.
 
 from __future__ import annotations
 
-import subprocess
-
+from planb.commands import run_command
 from planb.config import SiteConfig
-from planb.errors import PlanbError
 from planb.lab.lab import Lab
 
 _SCRIPT = r'''
@@ -53,7 +51,5 @@ for _ in range(50):
 def empty_fallback(lab: Lab, site: SiteConfig, *, timeout: float = 300) -> None:
     """Drop every agent and group from the lab's fallback directory (PlanbError if not)."""
     script = f"SUFFIX = {site.fallback.ldap_suffix!r}\n{_SCRIPT}"
-    done = subprocess.run(lab.ssh_argv("fallback", ["python3 -"]), input=script,
-                          capture_output=True, text=True, timeout=timeout, check=False)
-    if done.returncode != 0:
-        raise PlanbError(f"emptying the lab fallback directory failed: {done.stderr[-500:]}")
+    run_command(lab.ssh_argv("fallback", ["python3 -"]), input_text=script, timeout=timeout,
+                what="emptying the lab fallback directory")

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 
+from planb.commands import run_command
 from planb.errors import LabError, PrerequisiteError
 
 log = logging.getLogger(__name__)
@@ -44,16 +45,5 @@ def check_prerequisites() -> None:
 def run(argv: Sequence[str], *, check: bool = True, timeout: float | None = 120,
         input_text: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run a command, capturing output; raise LabError with its stderr when it fails."""
-    log.debug("run: %s", " ".join(argv))
-    try:
-        proc = subprocess.run(
-            list(argv), capture_output=True, text=True, timeout=timeout, input=input_text,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise LabError(f"'{' '.join(argv)}' did not finish within {timeout:.0f} s") from None
-    if check and proc.returncode != 0:
-        detail = (proc.stderr or proc.stdout).strip().splitlines()
-        tail = detail[-1] if detail else f"exit {proc.returncode}"
-        raise LabError(f"'{' '.join(argv)}' failed: {tail}")
-    return proc
+    return run_command(argv, check=check, timeout=timeout, input_text=input_text,
+                       error=LabError)
