@@ -25,7 +25,6 @@ import resource
 import subprocess
 import sys
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -98,18 +97,23 @@ def bench_ldap(site: SiteConfig) -> None:
 
 
 def baseline_users(api: AdminApi, token: str, n: int, workers: int = 8) -> float:
-    """A plain concurrent loop: PUT /_synapse/admin/v2/users, urllib, ``workers`` in flight."""
-    base = f"http://{api.host}:{api.port}"
+    """A plain concurrent loop: PUT /_synapse/admin/v2/users, one connection per request
+    (as urllib would), ``workers`` in flight."""
 
     def create(i: int) -> None:
         uid = f"@bench-{int(time.time())}-{i:05d}:{api.server_name}"
-        req = urllib.request.Request(f"{base}/_synapse/admin/v2/users/{quote(uid)}",
-                                     data=json.dumps({"displayname": f"Bench {i}"}).encode(),
-                                     method="PUT", headers={
-                                         "Authorization": f"Bearer {token}",
-                                         "Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=60) as answer:
+        conn = api.new_connection()
+        try:
+            conn.request("PUT", f"/_synapse/admin/v2/users/{quote(uid)}",
+                         body=json.dumps({"displayname": f"Bench {i}"}).encode(),
+                         headers={"Authorization": f"Bearer {token}",
+                                  "Content-Type": "application/json"})
+            answer = conn.getresponse()
             answer.read()
+            if answer.status >= 300:
+                raise RuntimeError(f"PUT {uid}: HTTP {answer.status}")
+        finally:
+            conn.close()
 
     t0 = time.monotonic()
     with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -1,7 +1,7 @@
 """Matrix side of planb: Synapse's admin API, reached through an SSH tunnel.
 
-- :mod:`planb.messaging.tunnel`: an SSH local forward to the admin API, which
-  listens only on the messaging host's loopback.
+- :mod:`planb.messaging.tunnel`: an SSH forward to the admin API, which listens
+  only on the messaging host's loopback, from a Unix socket in a private directory.
 - :mod:`planb.messaging.admin_api`: a small, thread-safe admin API client (retries
   with backoff on 429 and 5xx, errors naming the user).
 - :mod:`planb.messaging.rooms`: department rooms and the announcement room, found

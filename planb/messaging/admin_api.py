@@ -6,6 +6,9 @@ Every call retries with exponential backoff on HTTP 429 (honouring
 ``retry_after_ms``), on 5xx and on a dropped connection; any other error raises
 :class:`MatrixApiError` naming the call and the user or room. The access token is
 only ever put in the ``Authorization`` header: never logged, never in an error.
+
+The base URL is ``http+unix://<percent-encoded socket path>`` (the SSH tunnel's
+private Unix socket, :mod:`planb.messaging.tunnel`) or a plain local ``http://``.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ import http.client
 import json
 import logging
 import secrets
+import socket
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from planb.errors import PlanbError
@@ -65,6 +70,37 @@ class MatrixUserInfo:
     user_type: str | None
 
 
+UNIX_SCHEME = "http+unix"
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP/1.1 over a Unix stream socket (``Host: localhost``)."""
+
+    def __init__(self, socket_path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = socket_path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.socket_path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def unix_url(socket_path: Path | str) -> str:
+    """The base URL that reaches an HTTP server listening on ``socket_path``."""
+    return f"{UNIX_SCHEME}://{urllib.parse.quote(str(socket_path), safe='')}"
+
+
+def unix_connection(socket_path: Path | str, timeout: float) -> UnixHTTPConnection:
+    """A (not yet connected) HTTP connection to ``socket_path``."""
+    return UnixHTTPConnection(str(socket_path), timeout)
+
+
 def quote(text: str) -> str:
     """Percent-encode one path segment (user IDs, room IDs, aliases)."""
     return urllib.parse.quote(text, safe="")
@@ -77,9 +113,15 @@ class AdminApi:
                  retry: Retry | None = None, timeout: float = 60.0,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         parsed = urllib.parse.urlsplit(base_url)
-        if parsed.scheme != "http" or not parsed.hostname:
-            raise ValueError(f"the admin API is reached over a local http URL, not {base_url!r}")
-        self.host, self.port = parsed.hostname, parsed.port or 80
+        self.socket_path: str | None = None
+        if parsed.scheme == UNIX_SCHEME and parsed.netloc:
+            self.socket_path = urllib.parse.unquote(parsed.netloc)
+            self.host, self.port = "localhost", 0
+        elif parsed.scheme == "http" and parsed.hostname:
+            self.host, self.port = parsed.hostname, parsed.port or 80
+        else:
+            raise ValueError("the admin API is reached over the tunnel's Unix socket "
+                             f"(http+unix://) or a local http URL, not {base_url!r}")
         self._token, self.server_name = token, server_name
         self.retry, self.timeout, self._sleep = retry or Retry(), timeout, sleep
         self._local = threading.local()
@@ -98,10 +140,16 @@ class AdminApi:
             return user_id[1:-len(suffix)]
         return None
 
+    def new_connection(self) -> http.client.HTTPConnection:
+        """A fresh connection to the API (the tunnel's socket, or host and port)."""
+        if self.socket_path:
+            return unix_connection(self.socket_path, self.timeout)
+        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+
     def _conn(self) -> http.client.HTTPConnection:
         conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            conn = self.new_connection()
             self._local.conn = conn
             with self._lock:
                 self._conns.append(conn)

@@ -1,14 +1,25 @@
-"""An SSH local port forward to Synapse's admin API on the messaging host's loopback.
+"""An SSH forward to Synapse's admin API on the messaging host's loopback, to a
+Unix socket no other local user can reach.
 
 The admin API listens only on ``127.0.0.1:8008`` of the ``fallback_messaging`` host
 (nginx never proxies ``/_synapse/admin``). planb reaches it the way Ansible reaches
 the host: ``ssh`` with the inventory's address, user, key and options, read with
-:mod:`planb.inventory` (``ansible-inventory``, so group_vars
-apply). :func:`admin_tunnel` picks a free local port, starts ``ssh -L``, waits until
-Synapse answers through it, and on exit stops the ssh process it started, by its
-pid. The remote side runs ``cat``, reading ssh's stdin: if planb itself is killed
-(kill -9), that pipe closes, ``cat`` ends and the orphaned tunnel closes itself.
-No secret is on the ssh command line (the token goes in HTTP headers only).
+:mod:`planb.inventory` (``ansible-inventory``, so group_vars apply).
+
+The local end is a Unix socket that ssh itself creates (``-L PATH:127.0.0.1:8008``)
+inside a fresh directory only planb's user may enter (``mkdtemp``: mode 0700). A
+local TCP port could not be made safe: between picking a free port and ssh binding
+it another local user could bind it first and, answering ``/health``, receive the
+admin token; and once bound, any local user could connect to it. In a private
+directory nobody else can create the socket first or connect to it (ssh also
+creates it with mode 0600). The admin API client then speaks HTTP over that socket
+(``http+unix://`` URLs, :mod:`planb.messaging.admin_api`).
+
+:func:`admin_tunnel` starts ``ssh``, waits until Synapse answers through the socket,
+and on exit stops the ssh process it started, by its pid, and removes the
+directory. The remote side runs ``cat``, reading ssh's stdin: if planb itself is
+killed (kill -9), that pipe closes, ``cat`` ends and the orphaned tunnel closes
+itself. No secret is on the ssh command line (the token goes in HTTP headers only).
 """
 
 from __future__ import annotations
@@ -16,31 +27,39 @@ from __future__ import annotations
 import contextlib
 import http.client
 import logging
-import socket
+import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from planb.config import SiteConfig
 from planb.errors import PlanbError
 from planb.inventory import FALLBACK_MESSAGING, InventoryHost, SshTarget, hosts_in
+from planb.messaging.admin_api import unix_connection, unix_url
 
 log = logging.getLogger(__name__)
 
 #: Where Synapse's client and admin API listen on the messaging host (role synapse).
 REMOTE_PORT = 8008
+#: The socket's name in its private directory.
+SOCKET_NAME = "admin.sock"
+#: sun_path holds 108 bytes with its NUL.
+_MAX_SOCKET_PATH = 107
 
 
 class TunnelError(PlanbError):
     """The SSH tunnel to the admin API could not be opened."""
 
 
-def tunnel_argv(target: SshTarget, local_port: int, remote_port: int = REMOTE_PORT
+def tunnel_argv(target: SshTarget, local: Path | str | int, remote_port: int = REMOTE_PORT
                 ) -> list[str]:
-    """The ssh command forwarding ``127.0.0.1:local_port`` to the host's loopback."""
+    """The ssh command forwarding ``local`` (a Unix socket path) to the host's loopback."""
     return ["ssh", "-T", "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes",
             "-o", "ServerAliveInterval=15", "-o", "ConnectTimeout=10",
-            "-L", f"127.0.0.1:{local_port}:127.0.0.1:{remote_port}", *target.ssh_args(),
+            "-o", "StreamLocalBindMask=0177", "-o", "StreamLocalBindUnlink=no",
+            "-L", f"{local}:127.0.0.1:{remote_port}", *target.ssh_args(),
             target.destination, "cat >/dev/null"]
 
 
@@ -50,15 +69,19 @@ def messaging_host(site: SiteConfig) -> InventoryHost | None:
     return hosts[0] if hosts else None
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def private_dir() -> Path:
+    """A new directory only this user may enter (0700), short enough for a socket path."""
+    folder = Path(tempfile.mkdtemp(prefix="planb-admin-"))
+    if len(str(folder / SOCKET_NAME)) > _MAX_SOCKET_PATH:
+        folder.rmdir()
+        folder = Path(tempfile.mkdtemp(prefix="planb-admin-", dir="/tmp"))
+    return folder
 
 
-def _answers(port: int) -> bool:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=3)
+def _answers(socket_path: Path) -> bool:
+    if not socket_path.exists():
+        return False
+    conn = unix_connection(socket_path, timeout=3)
     try:
         conn.request("GET", "/health")
         return conn.getresponse().status == 200
@@ -82,10 +105,10 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
                 stream.close()
 
 
-def _start(target: SshTarget, timeout: float) -> tuple[subprocess.Popen[bytes], int] | str:
-    """One attempt: the ssh process and its port, or why it ended."""
-    port = free_port()
-    proc = subprocess.Popen(tunnel_argv(target, port), stdin=subprocess.PIPE,
+def _start(target: SshTarget, socket_path: Path, timeout: float
+           ) -> subprocess.Popen[bytes] | str:
+    """The ssh process once Synapse answers through ``socket_path``, or why not."""
+    proc = subprocess.Popen(tunnel_argv(target, socket_path), stdin=subprocess.PIPE,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -94,8 +117,8 @@ def _start(target: SshTarget, timeout: float) -> tuple[subprocess.Popen[bytes], 
             _stop(proc)
             lines = [ln for ln in err.splitlines() if ln.strip()]
             return lines[-1] if lines else f"ssh exited with {proc.returncode}"
-        if _answers(port):
-            return proc, port
+        if _answers(socket_path):
+            return proc
         time.sleep(0.1)
     _stop(proc)
     return f"Synapse did not answer through the tunnel within {timeout:.0f} s"
@@ -103,24 +126,23 @@ def _start(target: SshTarget, timeout: float) -> tuple[subprocess.Popen[bytes], 
 
 @contextlib.contextmanager
 def admin_tunnel(target: SshTarget, *, timeout: float = 30.0) -> Iterator[str]:
-    """``http://127.0.0.1:<port>``, forwarded to Synapse on ``target``, while open."""
-    why = ""
-    for _attempt in range(3):  # a port taken between free_port() and ssh: try another
-        started = _start(target, timeout)
+    """``http+unix://...``: a URL for :class:`~planb.messaging.admin_api.AdminApi`,
+    forwarded to Synapse on ``target``, while open."""
+    folder = private_dir()
+    socket_path = folder / SOCKET_NAME
+    try:
+        started = _start(target, socket_path, timeout)
         if isinstance(started, str):
-            why = started
-            if "forward" not in why.lower() and "address already in use" not in why.lower():
-                break
-            continue
-        proc, port = started
-        log.info("admin API tunnel to %s open on 127.0.0.1:%d (ssh pid %d)",
-                 target.name, port, proc.pid)
+            raise TunnelError(
+                f"cannot reach Synapse's admin API on {target.name} ({target.address}) "
+                f"through ssh: {started}",
+                hint="check that the host is up and deployed ('planb verify')")
+        log.info("admin API tunnel to %s open on %s (ssh pid %d)", target.name, socket_path,
+                 started.pid)
         try:
-            yield f"http://127.0.0.1:{port}"
+            yield unix_url(socket_path)
         finally:
-            _stop(proc)
+            _stop(started)
             log.info("admin API tunnel to %s closed", target.name)
-        return
-    raise TunnelError(f"cannot reach Synapse's admin API on {target.name} ({target.address}) "
-                      f"through ssh: {why}",
-                      hint="check that the host is up and deployed ('planb verify')")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

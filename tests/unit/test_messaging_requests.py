@@ -10,7 +10,7 @@ from planb.inventory import InventoryHost
 from planb.messaging.announce import AnnounceReport
 from planb.messaging.apply import Job, interleave, run_jobs
 from planb.messaging.rooms import RoomNames, room_body
-from planb.messaging.tunnel import free_port, tunnel_argv
+from planb.messaging.tunnel import tunnel_argv
 
 ADMIN = "@planb-admin:planb.lab"
 
@@ -20,18 +20,15 @@ def test_tunnel_uses_the_inventory_connection_and_forwards_only_loopback() -> No
         "ansible_host": "10.77.23.11", "ansible_user": "root", "ansible_port": 2222,
         "ansible_ssh_private_key_file": "/site/.planb/lab/id_ed25519",
         "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o 'LogLevel=ERROR'"})
-    argv = tunnel_argv(host.ssh, 41234)
+    argv = tunnel_argv(host.ssh, "/tmp/planb-admin-x/admin.sock")
     line = shlex.join(argv)
     assert argv[0] == "ssh"
-    assert "-L 127.0.0.1:41234:127.0.0.1:8008" in line
+    assert "-L /tmp/planb-admin-x/admin.sock:127.0.0.1:8008" in line
+    assert "StreamLocalBindMask=0177" in line
     assert "-o StrictHostKeyChecking=no -o LogLevel=ERROR" in line
     assert "-i /site/.planb/lab/id_ed25519" in line and "-p 2222" in line
     assert "ExitOnForwardFailure=yes" in line and "BatchMode=yes" in line
     assert argv[-2:] == ["root@10.77.23.11", "cat >/dev/null"]
-
-
-def test_free_port_is_a_usable_local_port() -> None:
-    assert 1024 < free_port() < 65536
 
 
 def test_department_room_is_private_invite_only_and_unencrypted() -> None:
