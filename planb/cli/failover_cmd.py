@@ -48,13 +48,19 @@ def status(
                                         help="How many audit entries to show.")] = 10,
 ) -> None:
     """Show whether the fallback is in standby or active, since when and why, whether the
-    account sync is frozen, and the latest audit entries."""
+    account sync is frozen, and the latest audit entries (and whether the audit log was
+    altered: its lines are chained and its head signed)."""
+    from planb.cli.report_trust import print_audit, site_audit
+
     site = options(ctx).load_site()
     current = _failover(site, signing=False).status(recent)
+    audit = site_audit(ctx, site)
     if json_out:
         print_json({"site": site.site, **current.state.as_json(),
                     "sync_frozen": current.sync_frozen,
-                    "recent": [vars(e) for e in current.recent]})
+                    "recent": [vars(e) for e in current.recent],
+                    "audit_log": {"ok": audit.ok, "entries": audit.entries,
+                                  "problem": audit.problem}})
         return
     state = current.state
     colour = "bold red" if state.mode == "active" else "green"
@@ -74,6 +80,7 @@ def status(
             table.add_row(e.at, escape(e.who), e.event, e.step or "", e.result,
                           escape(e.detail[:120]))
         console.print(table)
+    print_audit(audit)
 
 
 def _confirm(question: str, yes: bool) -> None:

@@ -26,7 +26,7 @@ from planb.reports.keys import KeyPaths, PassphraseSource, load_public_key, load
 from planb.reports.repair import Repaired, repair
 from planb.reports.store import JournalStore, journals_dir
 from planb.reports.trust import Trust, normalise_fingerprint, resolve_trust
-from planb.reports.verify import VerificationResult
+from planb.reports.verify import VerificationResult, verify_directory
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,16 @@ def check_site_audit(site: SiteConfig | None, result: VerificationResult
     if site is None:
         return None
     return verify_audit(site.state_dir, dict(result.keys) if result.keys else None)
+
+
+def site_audit(ctx: typer.Context, site: SiteConfig) -> AuditVerdict:
+    """The site's audit log checked on its own (``failover status``): the head's signature
+    with the keys the site's journals verify with, if any."""
+    trust = resolve_cli_trust(ctx, None, None, required=False)
+    folder = journals_dir(site.state_dir)
+    keys = dict(verify_directory(folder, trust).keys) if folder.is_dir() else {
+        fp: key for fp, key in trust.roots.items() if key is not None}
+    return verify_audit(site.state_dir, keys or None)
 
 
 def print_audit(verdict: AuditVerdict) -> None:

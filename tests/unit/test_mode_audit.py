@@ -148,3 +148,8 @@ def test_report_verify_says_when_the_audit_log_was_altered(
     bad = runner.invoke(app, ["report", "verify"])
     assert bad.exit_code == 1
     assert "audit log ALTERED" in bad.output and "line 3 does not follow line 2" in bad.output
+    status = runner.invoke(app, ["failover", "status"])
+    assert status.exit_code == 0, status.output
+    assert "audit log ALTERED" in status.output and "line 3" in status.output
+    as_json = json.loads(runner.invoke(app, ["failover", "status", "--json"]).stdout)
+    assert as_json["audit_log"]["ok"] is False
