@@ -27,6 +27,7 @@ from planb.lab import machines, network
 from planb.lab.lab import Lab
 from planb.lab.system import run
 from planb.lab.topology import LabHost
+from planb.polling import poll_until
 
 _UNIT = re.compile(r"^[A-Za-z0-9@._:-]+$")
 _HOST = re.compile(r"^[a-z][a-z0-9_-]*$")
@@ -128,19 +129,16 @@ def reconnect_host(ctx: ActionContext, args: HostArgs) -> ActionResult:
         if host.veth not in links:
             raise PlanbError(f"{host.name} has no link {host.veth} on this machine: is it up?")
         run(["ip", "link", "set", host.veth, "up"])
-        start = time.monotonic()
-        state = "unreachable"
-        while not ctx.expired():
-            state = machines.system_state(lab.key, host.address,
-                                          timeout=min(10, ctx.remaining()))
-            if state != "unreachable":
-                break
-            time.sleep(POLL_SECONDS)
-        reachable = state != "unreachable"
-        ok = ok and reachable
+
+        def state(left: float, address: str = host.address) -> str:
+            return machines.system_state(lab.key, address, timeout=min(10, max(left, 1)))
+
+        polled = poll_until(state, lambda s: s != "unreachable", timeout=ctx.remaining(0),
+                            interval=POLL_SECONDS)
+        ok = ok and polled.ok
         lines.append(f"{host.name}: {host.veth} up, "
-                     + (f"answers SSH after {time.monotonic() - start:.1f} s (system {state})"
-                        if reachable else "still unreachable"))
+                     + (f"answers SSH after {polled.seconds:.1f} s (system {polled.value})"
+                        if polled.ok else "still unreachable"))
     return ActionResult(ok, "\n".join(lines))
 
 
@@ -202,17 +200,15 @@ def wait_active(ctx: ActionContext, args: UnitArgs) -> ActionResult:
     lab = _lab(ctx)
     lines, ok = [], True
     for host in _hosts(lab, args.host):
-        start = time.monotonic()
-        state: dict[str, str] = {}
-        while True:
-            state = _unit_state(lab, host, args.unit, ctx)
-            if state.get("ActiveState") == "active" or ctx.expired():
-                break
-            time.sleep(POLL_SECONDS)
-        active = state.get("ActiveState") == "active"
-        ok = ok and active
+        def unit_state(_left: float, host: LabHost = host) -> dict[str, str]:
+            return _unit_state(lab, host, args.unit, ctx)
+
+        polled = poll_until(unit_state, lambda unit: unit.get("ActiveState") == "active",
+                            timeout=ctx.remaining(0), interval=POLL_SECONDS)
+        state = polled.value
+        ok = ok and polled.ok
         lines.append(f"{host.name}: {args.unit} {state.get('ActiveState', 'unknown')}/"
-                     f"{state.get('SubState', '?')} after {time.monotonic() - start:.1f} s, "
+                     f"{state.get('SubState', '?')} after {polled.seconds:.1f} s, "
                      f"main pid {state.get('MainPID')}, restarts {state.get('NRestarts')}")
     return ActionResult(ok, "\n".join(lines))
 

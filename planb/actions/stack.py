@@ -32,6 +32,7 @@ from planb.errors import PlanbError
 from planb.inventory import load_hosts
 from planb.messaging.sync_target import ANNOUNCEMENT_ROOM
 from planb.mode import StateFile
+from planb.polling import poll_until
 from planb.verify import FAILOVER_CHECKS, run_checks, run_probes
 from planb.verify.announcement_probe import check_announcement
 
@@ -61,14 +62,10 @@ def verify_checks(ctx: ActionContext, args: ChecksArgs) -> ActionResult:
 
     names = list(args.checks) or list(FAILOVER_CHECKS)
     hosts = load_hosts(ctx.site)
-    until = time.monotonic() + min(args.wait_seconds, ctx.remaining(0) - 1)
-    attempts = 0
-    while True:
-        attempts += 1
-        report = run_checks(ctx.site, names, hosts=hosts)
-        if report.ok or time.monotonic() + CHECK_RETRY_SECONDS >= until or ctx.expired():
-            break
-        time.sleep(CHECK_RETRY_SECONDS)
+    polled = poll_until(lambda _left: run_checks(ctx.site, names, hosts=hosts),
+                        lambda report: report.ok, interval=CHECK_RETRY_SECONDS,
+                        timeout=min(args.wait_seconds, ctx.remaining(0) - 1))
+    report, attempts = polled.value, polled.attempts
     lines = [f"checks {', '.join(names)}: {report.summary()}"
              + (f" (attempt {attempts})" if attempts > 1 else "")]
     lines += [f"{r.status.upper()} {r.name} on {r.host}: {r.message}" for r in report.problems]

@@ -18,7 +18,6 @@ import shlex
 import shutil
 import signal
 import subprocess
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 from planb.errors import LabError
 from planb.lab.system import run
 from planb.lab.topology import LabHost, Topology
+from planb.polling import poll_until
 
 log = logging.getLogger(__name__)
 
@@ -175,16 +175,17 @@ def system_state(key: Path, address: str, *, wait: bool = False, timeout: float 
 
 def wait_ready(host: LabHost, paths: HostPaths, key: Path, timeout: float = 120) -> str:
     """Wait until sshd answers and systemd has finished booting; return the state."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def state(left: float) -> str:
         if nspawn_pid(paths) is None:
             tail = _tail(paths.console_log)
             raise LabError(f"lab host {host.name} stopped while booting: {tail}")
-        remaining = max(5.0, deadline - time.monotonic())
-        current = system_state(key, host.address, wait=True, timeout=remaining)
-        if current in ("running", "degraded"):
-            return current
-        time.sleep(0.5)
+        return system_state(key, host.address, wait=True, timeout=max(5.0, left))
+
+    polled = poll_until(state, lambda s: s in ("running", "degraded"), timeout=timeout,
+                        interval=0.5)
+    if polled.ok:
+        return polled.value
     raise LabError(f"lab host {host.name} ({host.address}) not reachable over SSH after "
                    f"{timeout:.0f} s", hint=f"see {paths.console_log}")
 
@@ -268,14 +269,11 @@ def _alive(pid: int) -> bool:
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def gone(_left: float) -> bool:
         try:
             waited, _ = os.waitpid(pid, os.WNOHANG)
-            if waited == pid:
-                return True
         except ChildProcessError:
-            if not _alive(pid):
-                return True
-        time.sleep(0.2)
-    return False
+            return not _alive(pid)
+        return waited == pid
+
+    return poll_until(gone, bool, timeout=timeout, interval=0.2).ok
