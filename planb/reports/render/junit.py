@@ -14,25 +14,12 @@ Class names are ``<kind>.<phase>``, ``<kind>.probe.<probe>`` and ``<kind>.object
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-from collections import Counter
-from dataclasses import dataclass
-
+from planb.junit import Case, Outcome, junit_xml
 from planb.reports.render.view import ReportView, Status
 
 _PASSED = {"OK", "COMPLETED", "PASS", "MET"}
 _FAILURE = {"FAILED", "FORCED", "NOT MET", "DEVIATED"}
 _SKIPPED = {"SKIPPED", "UNAVAILABLE", "NOT MEASURED"}
-
-
-@dataclass(frozen=True)
-class Case:
-    classname: str
-    name: str
-    seconds: float
-    outcome: str  # passed | failure | error | skipped
-    message: str
-    output: str = ""
 
 
 def cases(view: ReportView) -> list[Case]:
@@ -54,45 +41,21 @@ def cases(view: ReportView) -> list[Case]:
     return found
 
 
-def counts(found: list[Case]) -> dict[str, int]:
-    """``tests``, ``failures``, ``errors`` and ``skipped`` of a list of testcases."""
-    tally = Counter(c.outcome for c in found)
-    return {"tests": len(found), "failures": tally["failure"], "errors": tally["error"],
-            "skipped": tally["skipped"]}
-
-
 def render_junit(view: ReportView) -> str:
     """The journal as a JUnit XML document (UTF-8 text with its declaration)."""
-    found = cases(view)
-    total = counts(found)
-    seconds = f"{sum(step.seconds for step in view.timeline):.3f}"
-    attrs = {k: str(v) for k, v in total.items()}
-    suites = ET.Element("testsuites", {"name": f"planb {view.file}", "time": seconds, **attrs})
-    suite = ET.SubElement(suites, "testsuite", {
-        "name": view.title, "time": seconds, "id": view.journal_id,
-        "timestamp": view.created_at.removesuffix(" UTC").replace(" ", "T"), **attrs})
-    props = ET.SubElement(suite, "properties")
-    for key, value in (("status", view.status.word), ("journal", view.file),
-                       ("sha256", view.signature.sha256),
-                       ("signature", view.signature.status.word),
-                       ("key_fingerprint", view.signature.key_fingerprint),
-                       ("rto", view.rto.measured if view.rto else ""),
-                       ("rto_objective", view.rto.objective if view.rto else "")):
-        ET.SubElement(props, "property", name=key, value=value)
-    for case in found:
-        node = ET.SubElement(suite, "testcase", classname=case.classname, name=case.name,
-                             time=f"{case.seconds:.3f}")
-        if case.outcome in ("failure", "error"):
-            ET.SubElement(node, case.outcome, message=case.message).text = case.message
-        elif case.outcome == "skipped":
-            ET.SubElement(node, "skipped", message=case.message)
-        if case.output:
-            ET.SubElement(node, "system-out").text = case.output
-    ET.indent(suites)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode")
+    properties = (("status", view.status.word), ("journal", view.file),
+                  ("sha256", view.signature.sha256),
+                  ("signature", view.signature.status.word),
+                  ("key_fingerprint", view.signature.key_fingerprint),
+                  ("rto", view.rto.measured if view.rto else ""),
+                  ("rto_objective", view.rto.objective if view.rto else ""))
+    return junit_xml(view.title, cases(view), seconds=sum(s.seconds for s in view.timeline),
+                     timestamp=view.created_at.removesuffix(" UTC").replace(" ", "T"),
+                     suites_name=f"planb {view.file}", suite_id=view.journal_id,
+                     properties=properties)
 
 
-def _outcome(status: Status) -> str:
+def _outcome(status: Status) -> Outcome:
     if status.word in _PASSED:
         return "passed"
     if status.word in _FAILURE:
