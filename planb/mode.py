@@ -34,9 +34,9 @@ from typing import Any, Literal
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from planb.errors import PlanbError, UsageError
+from planb.files import write_atomic
 from planb.reports.anchor import SyslogAnchor
 from planb.reports.canonical import canonical_bytes
-from planb.reports.files import write_atomic
 from planb.reports.keys import Signer, verify_signature
 from planb.reports.store import Anchor
 

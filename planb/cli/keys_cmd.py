@@ -9,7 +9,7 @@ import typer
 
 from planb.cli.context import console, err_console, options, print_json
 from planb.engine.records import resolve_operator
-from planb.reports.files import write_atomic
+from planb.files import write_atomic
 from planb.reports.keys import (
     PASSPHRASE_ENV,
     KeyPaths,

@@ -28,7 +28,7 @@ from planb.cli.report_trust import (
 )
 from planb.engine.records import resolve_operator
 from planb.errors import UsageError
-from planb.reports.files import write_atomic
+from planb.files import write_atomic
 from planb.reports.journal import StoredJournal
 from planb.reports.keys import KeyPaths, PassphraseSource, load_signer
 from planb.reports.store import JournalNotFound, JournalStore, journals_dir

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from planb.errors import PlanbError, UsageError
+from planb.files import write_atomic
 from planb.reports.canonical import is_canonical
-from planb.reports.files import write_atomic
 from planb.reports.journal import ADDENDUM_KIND, Envelope, StoredJournal, addendum_payload
 from planb.reports.store import JournalStore, encode_signature, read_journal, utc_now
 from planb.reports.trust import Trust

@@ -35,9 +35,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from planb.errors import PlanbError, UsageError
+from planb.files import write_atomic
 from planb.reports.anchor import SyslogAnchor
 from planb.reports.canonical import canonical_bytes
-from planb.reports.files import write_atomic
 from planb.reports.journal import (
     HEAD_FORMAT,
     HEAD_NAME,
