@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from planb import state
-from planb.cli.context import console
+from planb.cli.context import console, print_json
 
 app = typer.Typer()
 
@@ -25,6 +25,7 @@ def init(
     public_hostname: Annotated[str, typer.Option(help="Host name agents' clients connect to.")]
     = "matrix.example.org",
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Write a commented planb.yml and inventories/<site>/ for a new site.
 
@@ -42,6 +43,10 @@ def init(
 
     load_config(directory / "planb.yml")
     state.set_current_site(directory / "planb.yml")
+    if json_output:
+        print_json({"site": site, "config": str((directory / "planb.yml").resolve()),
+                    "written": [str(path) for path in written]})
+        return
     for path in written:
         console.print(f"wrote {path}", highlight=False)
     console.print(

@@ -342,6 +342,7 @@ def annotate(
         "--author", metavar="NAME", help="Who writes it (default: $SUDO_USER, $USER).")] = None,
     passphrase_file: PassphraseFileOption = None,
     passphrase_env: PassphraseEnvOption = None,
+    json_output: JsonOption = False,
 ) -> None:
     """Add observations and follow-up actions to a journal as a signed addendum.
 
@@ -361,6 +362,10 @@ def annotate(
     stored = annotate_journal(JournalStore(folder, signer), target.path.name,
                               observations=observation or [], actions=action or [],
                               author=resolve_operator(author))
+    if json_output:
+        print_json({"addendum": stored.path.name, "id": stored.id, "sha256": stored.sha256,
+                    "target": target.path.name, "key_fingerprint": signer.fingerprint})
+        return
     console.print(f"addendum {stored.path.name} to {target.path.name}, signed with "
                   f"{signer.fingerprint}", highlight=False, soft_wrap=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,14 @@ def test_init_then_config_show_masks_and_records_site(tmp_path: Path) -> None:
     shown = runner.invoke(app, ["config", "show", "--json"])
     assert shown.exit_code == 0, shown.output
     assert '"site": "ville"' in shown.output
+
+
+def test_init_json_lists_what_it_wrote(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["init", "site", "--site", "ville", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["site"] == "ville" and data["config"] == str(tmp_path / "site" / "planb.yml")
+    assert str(Path("site") / "inventories" / "ville" / "hosts.yml") in data["written"]
 
 
 def test_init_refuses_to_overwrite(tmp_path: Path) -> None:

@@ -321,3 +321,13 @@ def test_report_annotate_refusals(site: Path) -> None:
     nothing = runner.invoke(app, ["report", "annotate", "1"])
     assert nothing.exit_code == 2 and "at least one" in nothing.output
     assert len(list((site / "journals").glob("0*.json"))) == 3
+
+
+def test_report_annotate_json_names_the_signed_addendum(site: Path) -> None:
+    assert runner.invoke(app, ["keys", "init"]).exit_code == 0
+    paths = _real_drills(site)
+    result = runner.invoke(app, ["report", "annotate", "1", "--action", "Re-test", "--json"])
+    assert result.exit_code == 0, result.output
+    added = json.loads(result.stdout)
+    assert added["addendum"].startswith("000004-addendum-") and added["target"] == paths[0].name
+    assert added["key_fingerprint"].startswith("SHA256:") and len(added["sha256"]) == 64
