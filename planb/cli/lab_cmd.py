@@ -125,10 +125,14 @@ def _print_status(lab_obj: Lab, *, json_output: bool) -> None:
     console.print(table)
 
 
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
 @app.command("stop")
 def stop_host(
     ctx: typer.Context,
     host: Annotated[str, typer.Argument(help="Lab host name, e.g. primary.")],
+    json_output: JsonOption = False,
 ) -> None:
     """Power one lab host off cleanly, keeping its disk (as if it were shut down).
 
@@ -137,8 +141,11 @@ def stop_host(
     removes it like any host.
     """
     lab_obj = Lab(_load_lab_site(ctx))
-    with console.status(f"powering {host} off…"):
+    with err_console.status(f"powering {host} off…"):
         stopped = lab_obj.stop_host(host)
+    if json_output:
+        print_json({"host": host, "stopped": stopped})
+        return
     console.print(f"{host} is powered off (disk kept); start it with: planb lab start {host}"
                   if stopped else f"{host} was not running: nothing to stop", highlight=False)
 
@@ -147,11 +154,15 @@ def stop_host(
 def start_host(
     ctx: typer.Context,
     host: Annotated[str, typer.Argument(help="Lab host name, e.g. primary.")],
+    json_output: JsonOption = False,
 ) -> None:
     """Boot a lab host stopped with 'planb lab stop' again and wait until it is ready."""
     lab_obj = Lab(_load_lab_site(ctx))
-    with console.status(f"booting {host}…"):
+    with err_console.status(f"booting {host}…"):
         system = lab_obj.start_host(host)
+    if json_output:
+        print_json({"host": host, "system": system})
+        return
     console.print(f"{host} is up (systemd: {system})", highlight=False)
 
 

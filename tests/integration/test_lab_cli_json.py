@@ -1,4 +1,4 @@
-"""``planb lab up --json`` on a real lab: the result alone on stdout, progress on stderr."""
+"""``planb lab up|stop|start --json`` on a real lab: the result alone on stdout."""
 
 from __future__ import annotations
 
@@ -25,3 +25,16 @@ def test_lab_up_json_is_the_result_alone(lab_session: LabSession) -> None:
     for host in lab_session.topology.hosts:
         assert hosts[host.name]["address"] == host.address
         assert hosts[host.name]["system"] in ("running", "degraded")
+
+
+def test_lab_stop_and_start_json(lab_session: LabSession) -> None:
+    config = ["--config", str(lab_session.site.source), "lab"]
+    stopped = CliRunner().invoke(app, [*config, "stop", "primary", "--json"])
+    try:
+        assert stopped.exit_code == 0, stopped.output
+        assert json.loads(stopped.stdout) == {"host": "primary", "stopped": True}
+    finally:
+        started = CliRunner().invoke(app, [*config, "start", "primary", "--json"])
+    assert started.exit_code == 0, started.output
+    data = json.loads(started.stdout)
+    assert data["host"] == "primary" and data["system"] in ("running", "degraded")
