@@ -22,7 +22,7 @@ from planb.config import SiteConfig
 from planb.directory.identifiers import child_dn, filter_equals
 from planb.directory.ldap_conn import LdapEndpoint, read_secret_file
 from planb.errors import PlanbError, UsageError
-from planb.lab.agent_names import GIVEN_NAMES, SURNAMES, TITLES
+from planb.lab.agent_names import AWKWARD_NAMES, GIVEN_NAMES, SURNAMES, TITLES
 from planb.lab.agents import (
     DEFAULT_MAIL_DOMAIN,
     DEFAULT_SUFFIX,
@@ -63,6 +63,14 @@ class _Person:
     display_name: str
     department: str
     locked: bool
+
+
+_AWKWARD = {(given.strip(), surname.strip()) for given, surname in AWKWARD_NAMES}
+
+
+def _awkward(person: _Person) -> bool:
+    """Whether ``person`` is one of the lab's awkward names (never churned)."""
+    return (person.given_name.strip(), person.surname.strip()) in _AWKWARD
 
 
 def _one(attrs: dict[str, Any], name: str) -> str:
@@ -132,7 +140,8 @@ class Churn:
             departments = sorted({p.department for p in people if p.department})
             counts = split_counts(max(len(KINDS), round(len(people) * percent / 100)))
             record = ChurnRecord(datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"), percent)
-            active = [p for p in people if not p.locked]
+            # The awkward names stay as seeded: the name tests read them back exactly.
+            active = [p for p in people if not p.locked and not _awkward(p)]
             self.rng.shuffle(active)
             picked = iter(active)
             for _ in range(counts["leavers"]):
