@@ -93,7 +93,7 @@ def verify(
     head: HeadOption = None,
     json_output: JsonOption = False,
     positional_dir: Annotated[Path | None, typer.Argument(
-        metavar="[DIR]", file_okay=False, hidden=True)] = None,
+        metavar="DIR", file_okay=False, hidden=True)] = None,
 ) -> None:
     """Check every journal's signature and the hash chain; exit 1 naming the first bad one.
 
