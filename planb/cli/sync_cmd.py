@@ -258,7 +258,7 @@ class _Confirm:
 def apply_command(
     ctx: typer.Context,
     plan_file: Annotated[Path | None, typer.Argument(
-        metavar="[PLAN]", help="A plan written by 'planb sync plan -o': applied only if a "
+        metavar="PLAN", help="A plan written by 'planb sync plan -o': applied only if a "
                                "fresh plan is still the same.")] = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Apply even if deactivations, password-hash changes or reactivations "

@@ -43,10 +43,12 @@ def test_every_command_is_walked() -> None:
 
 
 @pytest.mark.parametrize("path", [path for path, _ in COMMANDS], ids=" ".join)
-def test_flags_show_no_bool_type(path: tuple[str, ...]) -> None:
+def test_flags_show_no_bool_type_and_usage_no_double_brackets(path: tuple[str, ...]) -> None:
     text = _help(path)
     assert "<bool>" not in text
     assert "--help" in text
+    usage = next(line for line in text.splitlines() if "Usage:" in line)
+    assert "[[" not in usage, usage  # typer brackets an optional argument's metavar itself
 
 
 @pytest.mark.parametrize(("path", "command"), COMMANDS, ids=[" ".join(p) for p, _ in COMMANDS])
