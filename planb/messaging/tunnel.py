@@ -30,7 +30,6 @@ import logging
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from planb.config import SiteConfig
 from planb.errors import PlanbError
 from planb.inventory import FALLBACK_MESSAGING, InventoryHost, SshTarget, hosts_in
 from planb.messaging.admin_api import unix_connection, unix_url
+from planb.polling import poll_until
 
 log = logging.getLogger(__name__)
 
@@ -110,16 +110,20 @@ def _start(target: SshTarget, socket_path: Path, timeout: float
     """The ssh process once Synapse answers through ``socket_path``, or why not."""
     proc = subprocess.Popen(tunnel_argv(target, socket_path), stdin=subprocess.PIPE,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def outcome(_left: float) -> subprocess.Popen[bytes] | str | None:
+        """The process once Synapse answers, why ssh ended, or None: not yet."""
         if proc.poll() is not None:
             err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
             _stop(proc)
             lines = [ln for ln in err.splitlines() if ln.strip()]
             return lines[-1] if lines else f"ssh exited with {proc.returncode}"
-        if _answers(socket_path):
-            return proc
-        time.sleep(0.1)
+        return proc if _answers(socket_path) else None
+
+    polled = poll_until(outcome, lambda found: found is not None, timeout=timeout,
+                        interval=0.1)
+    if polled.value is not None:
+        return polled.value
     _stop(proc)
     return f"Synapse did not answer through the tunnel within {timeout:.0f} s"
 
