@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Group, RenderableType
@@ -15,8 +15,11 @@ from rich.table import Table
 from rich.text import Text
 
 from planb.cli.context import console, err_console, options, print_json
-from planb.provisioning import HostStats, PlaybookResult, ProgressEvent, check_inventory
-from planb.provisioning import run_deploy as core_run_deploy
+
+# planb.provisioning (and the bundle builder it reaches) is imported where the command
+# runs, so 'planb --help' stays quick.
+if TYPE_CHECKING:
+    from planb.provisioning import HostStats, PlaybookResult, ProgressEvent
 
 app = typer.Typer()
 
@@ -31,7 +34,9 @@ class DeployProgress:
         self.title = title
         self.started = time.monotonic()
         self._lock = threading.Lock()
-        self._last = ProgressEvent(play=None, task=None, hosts={})
+        from planb.provisioning import ProgressEvent
+
+        self._last: ProgressEvent = ProgressEvent(play=None, task=None, hosts={})
         self._spinner = Spinner("dots")
 
     def update(self, progress: ProgressEvent) -> None:
@@ -141,6 +146,8 @@ def deploy(
     )] = False,
 ) -> None:
     """Run site.yml for the site; see DEPLOY_HELP."""
+    from planb.provisioning import check_inventory, run_deploy
+
     opts = options(ctx)
     site = opts.load_site()
     check_inventory(site)
@@ -148,8 +155,8 @@ def deploy(
         _ensure_bundle()
     view = DeployProgress(f"{'checking' if check else 'deploying'} site {site.site}")
     with Live(view, console=err_console, transient=True, refresh_per_second=8):
-        result = core_run_deploy(site, limit=limit, tags=_split_tags(tags), check=check,
-                                 verbose=opts.verbose >= 1, on_event=view.update)
+        result = run_deploy(site, limit=limit, tags=_split_tags(tags), check=check,
+                            verbose=opts.verbose >= 1, on_event=view.update)
     if json_output:
         print_json(result.as_dict())
     else:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Group
@@ -13,8 +13,12 @@ from rich.table import Table
 from rich.text import Text
 
 from planb.cli.context import console, options, print_json
-from planb.drills.runner import DrillResult, DrillRunner, StepEvent
-from planb.drills.scenario import PHASES, Scenario, load_all, load_scenario
+
+# The drill engine and what it wires in are imported where a command runs, so
+# 'planb --help' stays quick.
+if TYPE_CHECKING:
+    from planb.drills.runner import DrillResult, StepEvent
+    from planb.drills.scenario import Scenario
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -32,6 +36,8 @@ _OUTCOME = {"pass": "[bold green]PASS[/]", "deviated": "[bold yellow]DEVIATED[/]
 
 
 def _scenario_json(scenario: Scenario, unavailable: list[str]) -> dict[str, Any]:
+    from planb.drills.scenario import PHASES
+
     return {"name": scenario.name, "description": scenario.description,
             "source": scenario.source, "rto_seconds": scenario.rto_seconds,
             "steps": {phase: [s.name for s in scenario.phase(phase)] for phase in PHASES},
@@ -44,9 +50,10 @@ def list_scenarios(
     json_out: Annotated[bool, typer.Option("--json", help="Print the scenarios as JSON.")] = False,
 ) -> None:
     """List the scenarios (shipped and site-local) and whether each can run here."""
-    site = options(ctx).load_site()
     from planb.cli.wiring import default_registry, site_store  # heavy: loaded on use
+    from planb.drills.scenario import load_all
 
+    site = options(ctx).load_site()
     registry = default_registry(site, site_store(site, signing=False))
     scenarios = load_all(site.state_dir, registry)
     rows = [(s, [f"{a.name} (needs {a.needs})" for a in registry.missing(s.actions)])
@@ -156,6 +163,8 @@ def run(
     """
     from planb.cli.wiring import default_registry, site_store  # heavy: loaded on use
     from planb.drills.collectors import site_collectors
+    from planb.drills.runner import DrillRunner
+    from planb.drills.scenario import load_scenario
 
     site = options(ctx).load_site()
     store = site_store(site)
