@@ -14,6 +14,8 @@ by this CA or its names differ. Both say whether they changed anything, which th
     python -m planb.pki issue --dir DIR --name fallback --dns fallback --ip 10.77.0.11
 
 prints one JSON line: ``{"changed": bool, "cert": ..., "key": ..., "ca": ...}``.
+With ``--check`` (the role passes it under ``ansible-playbook --check``) nothing is
+written: ``changed`` says whether a real run would make or renew something.
 """
 
 from __future__ import annotations
@@ -90,13 +92,18 @@ def _load_key(path: Path) -> ec.EllipticCurvePrivateKey:
     return key
 
 
-def ensure_ca(pki_dir: Path) -> Issued:
-    """Make the CA in ``pki_dir`` unless ``ca.crt`` and ``ca.key`` already exist."""
-    pki_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(pki_dir, 0o700)
+def ensure_ca(pki_dir: Path, *, dry_run: bool = False) -> Issued:
+    """Make the CA in ``pki_dir`` unless ``ca.crt`` and ``ca.key`` already exist.
+
+    With ``dry_run`` nothing is written; ``changed`` says whether the CA would be made.
+    """
     cert_path, key_path = pki_dir / "ca.crt", pki_dir / "ca.key"
     if cert_path.exists() and key_path.exists():
         return Issued(False, cert_path, key_path, cert_path)
+    if dry_run:
+        return Issued(True, cert_path, key_path, cert_path)
+    pki_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(pki_dir, 0o700)
     key = _new_key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CA_NAME),
                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, "planb")])
@@ -174,18 +181,26 @@ def _check_names(name: str, dns: list[str], ips: list[str]) -> tuple[frozenset[s
 
 
 def ensure_server_cert(pki_dir: Path, name: str, dns: list[str], ips: list[str],
-                       *, days: int = SERVER_DAYS) -> Issued:
-    """Issue ``<name>.crt``/``<name>.key`` for ``dns`` + ``ips`` unless a valid one exists."""
+                       *, days: int = SERVER_DAYS, dry_run: bool = False) -> Issued:
+    """Issue ``<name>.crt``/``<name>.key`` for ``dns`` + ``ips`` unless a valid one exists.
+
+    With ``dry_run`` nothing is written; ``changed`` says whether a certificate (or the
+    CA) would be made or renewed.
+    """
     dns_set, ip_set = _check_names(name, dns, ips)
-    ca_changed = ensure_ca(pki_dir).changed
-    ca_cert = x509.load_pem_x509_certificate((pki_dir / "ca.crt").read_bytes())
     cert_path, key_path = pki_dir / f"{name}.crt", pki_dir / f"{name}.key"
+    ca_changed = ensure_ca(pki_dir, dry_run=dry_run).changed
+    if ca_changed and dry_run:
+        return Issued(True, cert_path, key_path, pki_dir / "ca.crt")
+    ca_cert = x509.load_pem_x509_certificate((pki_dir / "ca.crt").read_bytes())
     if cert_path.exists() and key_path.exists() and not ca_changed:
         current = x509.load_pem_x509_certificate(cert_path.read_bytes())
         reason = renewal_reason(current, ca_cert, dns_set, ip_set)
         if reason is None:
             return Issued(False, cert_path, key_path, pki_dir / "ca.crt")
         log.info("renewing the certificate %s: %s", name, reason)
+    if dry_run:
+        return Issued(True, cert_path, key_path, pki_dir / "ca.crt")
     ca_key = _load_key(pki_dir / "ca.key")
     key = _new_key()
     now = _now()
@@ -218,18 +233,21 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     ca = sub.add_parser("ca", help="make the CA if missing")
     ca.add_argument("--dir", type=Path, required=True)
+    ca.add_argument("--check", action="store_true", help="write nothing, say what would change")
     issue = sub.add_parser("issue", help="issue or renew a server certificate")
     issue.add_argument("--dir", type=Path, required=True)
     issue.add_argument("--name", required=True)
     issue.add_argument("--dns", action="append", default=[])
     issue.add_argument("--ip", action="append", default=[])
     issue.add_argument("--days", type=int, default=SERVER_DAYS)
+    issue.add_argument("--check", action="store_true", help="write nothing, say what would change")
     args = parser.parse_args(argv)
     try:
         if args.command == "ca":
-            result = ensure_ca(args.dir)
+            result = ensure_ca(args.dir, dry_run=args.check)
         else:
-            result = ensure_server_cert(args.dir, args.name, args.dns, args.ip, days=args.days)
+            result = ensure_server_cert(args.dir, args.name, args.dns, args.ip, days=args.days,
+                                        dry_run=args.check)
     except (UsageError, OSError, ValueError) as exc:
         print(f"planb.pki: {exc}", file=sys.stderr)
         return 2

@@ -183,11 +183,17 @@ def agent_password(secret: bytes, login: str) -> str:
     return base64.urlsafe_b64encode(digest).decode()[:20]
 
 
-def write_account_password(path: Path, secret: bytes, name: str) -> bool:
-    """Write the derived password of service account ``name`` to ``path`` (0600) if different."""
+def write_account_password(path: Path, secret: bytes, name: str, *,
+                           dry_run: bool = False) -> bool:
+    """Write the derived password of service account ``name`` to ``path`` (0600) if different.
+
+    Returns whether it (with ``dry_run``: a real run) changed the file.
+    """
     password = agent_password(secret, f"account:{name}") + "\n"
     if path.exists() and path.read_text(encoding="ascii") == password:
         return False
+    if dry_run:
+        return True
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, password, 0o600)
     return True
@@ -261,15 +267,28 @@ def ldif_entries(agents: list[SyntheticAgent], secret: bytes,
 
 
 def write_ldif(path: Path, agents: list[SyntheticAgent], secret: bytes,
-               suffix: str = DEFAULT_SUFFIX) -> tuple[bool, str]:
-    """Write the LDIF to ``path`` unless it is already identical: (changed, sha256)."""
+               suffix: str = DEFAULT_SUFFIX, *, dry_run: bool = False) -> tuple[bool, str]:
+    """Write the LDIF to ``path`` unless it is already identical: (changed, sha256).
+
+    With ``dry_run`` nothing is written; ``changed`` says whether a real run would write.
+    """
     text = "".join(ldif_entries(agents, secret, suffix)).encode("utf-8")
     digest = hashlib.sha256(text).hexdigest()
     if path.exists() and hashlib.sha256(path.read_bytes()).hexdigest() == digest:
         return False, digest
+    if dry_run:
+        return True, digest
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, text, 0o600)
     return True, digest
+
+
+def _add_check(parser: argparse.ArgumentParser) -> None:
+    """``--check`` (write nothing, say what would change) or ``--write`` (the default)."""
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true", help="write nothing, say what would change")
+    mode.add_argument("--write", dest="check", action="store_false",
+                      help="write the file when it differs (the default)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     ldif.add_argument("--mail-domain", default=DEFAULT_MAIL_DOMAIN)
     ldif.add_argument("--secret-file", type=Path, required=True)
     ldif.add_argument("--out", type=Path, required=True)
+    _add_check(ldif)
     password = sub.add_parser("password", help="print an agent's password")
     password.add_argument("--secret-file", type=Path, required=True)
     password.add_argument("login")
@@ -292,19 +312,24 @@ def main(argv: list[str] | None = None) -> int:
     account.add_argument("--secret-file", type=Path, required=True)
     account.add_argument("--name", required=True)
     account.add_argument("--out", type=Path, required=True)
+    _add_check(account)
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "check", False) and not args.secret_file.exists():
+            # A dry run makes no secret, so everything derived from it would change.
+            print(json.dumps({"changed": True, "secret_missing": str(args.secret_file)}))
+            return 0
         secret = ensure_secret(args.secret_file)
         if args.command == "password":
             print(agent_password(secret, args.login))
             return 0
         if args.command == "account-password":
-            changed = write_account_password(args.out, secret, args.name)
+            changed = write_account_password(args.out, secret, args.name, dry_run=args.check)
             print(json.dumps({"changed": changed, "file": str(args.out)}))
             return 0
         start = time.monotonic()
         agents = generate(args.count, args.seed, args.mail_domain)
-        changed, digest = write_ldif(args.out, agents, secret, args.suffix)
+        changed, digest = write_ldif(args.out, agents, secret, args.suffix, dry_run=args.check)
     except (OSError, ValueError) as exc:
         print(f"planb.lab.agents: {exc}", file=sys.stderr)
         return 2

@@ -188,6 +188,28 @@ def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
                             "--out", str(tmp_path / "b.ldif")]) == 2
 
 
+def test_check_writes_nothing_and_says_what_a_real_run_would_do(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--check`` (what the lab_primary role runs under ``planb deploy --check``) only reads."""
+    secret = tmp_path / "secret"
+    ldif = ["ldif", "--count", "30", "--seed", "cli", "--secret-file", str(secret),
+            "--out", str(tmp_path / "a.ldif")]
+    account = ["account-password", "--secret-file", str(secret), "--name", "admin",
+               "--out", str(tmp_path / "admin")]
+    for argv in (ldif, account):
+        assert lab_agents.main([*argv, "--check"]) == 0
+        assert json.loads(capsys.readouterr().out)["changed"] is True
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    for argv in (ldif, account):
+        assert lab_agents.main([*argv, "--write"]) == 0
+        assert lab_agents.main([*argv, "--check"]) == 0
+        assert json.loads(capsys.readouterr().out.splitlines()[-1])["changed"] is False
+    (tmp_path / "admin").write_text("edited by hand\n", encoding="ascii")
+    assert lab_agents.main([*account, "--check"]) == 0
+    assert json.loads(capsys.readouterr().out)["changed"] is True
+    assert (tmp_path / "admin").read_text(encoding="ascii") == "edited by hand\n"
+
+
 def test_planb_lab_password_prints_the_derived_password(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

@@ -119,3 +119,30 @@ def test_command_line_prints_changed_as_json(tmp_path: Path,
     assert out["changed"] is False and out["cert"] == str(tmp_path / "fallback.crt")
     assert pki.main(["issue", "--dir", str(tmp_path), "--name", "x"]) == 2
     assert "at least one" in capsys.readouterr().err
+
+
+def _tree(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*"))
+            if p.is_file()}
+
+
+def test_check_writes_nothing_and_says_what_a_real_run_would_do(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--check`` (what the pki role runs under ``planb deploy --check``) only reads."""
+    argv = ["issue", "--dir", str(tmp_path / "pki"), "--name", "fallback", "--dns", "fallback",
+            "--ip", "10.77.9.11"]
+    assert pki.main(["ca", "--dir", str(tmp_path / "pki"), "--check"]) == 0
+    assert json.loads(capsys.readouterr().out)["changed"] is True
+    assert pki.main([*argv, "--check"]) == 0
+    assert json.loads(capsys.readouterr().out)["changed"] is True
+    assert not (tmp_path / "pki").exists()
+    assert pki.main(argv) == 0
+    capsys.readouterr()
+    before = _tree(tmp_path)
+    assert pki.main([*argv, "--check"]) == 0
+    assert json.loads(capsys.readouterr().out)["changed"] is False
+    # New names: a real run would renew; the check says so and leaves the files alone.
+    renamed = pki.ensure_server_cert(tmp_path / "pki", "fallback", ["fallback"], ["10.77.9.12"],
+                                     dry_run=True)
+    assert renamed.changed
+    assert _tree(tmp_path) == before
