@@ -113,3 +113,28 @@ def test_ansible_parses_site_yml(tmp_path: Path) -> None:
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_fallback_host_of_a_split_lab_gets_its_tls_certificate(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The TLS play reaches the directory and messaging hosts of a split lab (whose proxy
+    host is called like the 'fallback' group: Ansible then takes the host)."""
+    from planb.config import LabConfig
+    from planb.lab.site import write_lab_site
+    from planb.lab.topology import build_topology
+
+    lab = LabConfig(subnet="10.77.5.0/24", bridge="planb5", split=True)
+    monkeypatch.setenv("PLANB_HOME", str(tmp_path / "home"))
+    write_lab_site(tmp_path, build_topology(lab.subnet, lab.bridge, split=True),
+                   tmp_path / "key", lab)
+    plays = yaml.safe_load((PLAYBOOKS / "site.yml").read_text(encoding="utf-8"))
+    tls = next(p for p in plays if any(r.get("role") == "pki" for r in p.get("roles", [])))
+    env = {**os.environ, **ansible_env(), "ANSIBLE_HOME": str(tmp_path / "ansible"),
+           "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp")}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible"), "-i",
+         str(tmp_path / "inventories" / "lab" / "hosts.yml"), tls["hosts"], "--list-hosts"],
+        env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    hosts = {line.strip() for line in done.stdout.splitlines()[1:]}
+    assert hosts == {"primary", "fallback", "directory", "messaging"}, done.stdout
