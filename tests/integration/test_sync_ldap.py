@@ -36,9 +36,9 @@ from planb.directory.snapshot import write_snapshot
 from planb.directory.sync import Sync
 from planb.directory.targets import FallbackState
 from planb.errors import EXIT_ERROR, EXIT_USAGE
-from planb.failover.state import freeze_sync, unfreeze_sync
 from planb.lab.agents import agent_password
 from planb.lab.fallback_reset import empty_fallback
+from planb.mode import freeze_sync, unfreeze_sync
 from tests.integration.conftest import LabSession
 from tests.integration.lab_state import churned
 
@@ -152,10 +152,10 @@ def test_full_sync_from_empty_creates_every_active_agent(lab: LabSession,
     with ldap_only(site):
         empty_fallback(lab.lab, site)
         assert fallback_state(site).entries == {}
-        code, out, err = cli(site, "sync", "apply", "--yes")
+        code, out, err = cli(site, "sync", "apply", "--yes", "--ldap-only")
         assert code == 0, err
         assert "applied and confirmed" in out
-        assert "Matrix target not configured yet" in out
+        assert "LDAP only (--ldap-only)" in out
         assert_converged(site)
 
 
@@ -283,7 +283,8 @@ def test_apply_killed_midway_converges_on_the_next_run(lab: LabSession,
         endpoint = Sync(site).fallback
         people = Layout(site.fallback.ldap_suffix).people
         proc = subprocess.Popen([sys.executable, "-m", "planb.cli.main", "--config",
-                                 str(site.source), "sync", "apply", "--yes", "--workers", "1"],
+                                 str(site.source), "sync", "apply", "--yes", "--ldap-only",
+                                 "--workers", "1"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         written = 0
         deadline = time.monotonic() + 120
@@ -296,7 +297,7 @@ def test_apply_killed_midway_converges_on_the_next_run(lab: LabSession,
         proc.wait(timeout=30)
         assert proc.returncode == -signal.SIGKILL, "apply ended before it could be killed"
         assert 0 < written < total
-        code, out, err = cli(site, "sync", "apply", "--yes")
+        code, out, err = cli(site, "sync", "apply", "--yes", "--ldap-only")
         assert code == 0, err
         assert "applied and confirmed" in out
         assert_converged(site)
