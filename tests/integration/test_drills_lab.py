@@ -7,8 +7,7 @@ import time
 
 import pytest
 
-from planb.drills.actions import ActionContext
-from planb.drills.lab_actions import (
+from planb.actions.lab import (
     HostArgs,
     KillArgs,
     UnitArgs,
@@ -18,6 +17,7 @@ from planb.drills.lab_actions import (
     reconnect_host,
     wait_active,
 )
+from planb.engine.actions import ActionContext
 from tests.integration.conftest import LabSession
 
 pytestmark = pytest.mark.lab

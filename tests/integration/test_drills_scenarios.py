@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from planb.cli.main import app
-from planb.failover.state import StateFile
+from planb.mode import StateFile
 from tests.integration.conftest import LabSession
 
 pytestmark = pytest.mark.lab

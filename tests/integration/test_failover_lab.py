@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 
-from planb.drills import sampling
-from planb.drills.announcement_probe import check_announcement
-from planb.failover.announce_action import announcement_module
-from planb.failover.state import StateFile, sync_frozen
+from planb.actions import sampling
+from planb.mode import StateFile, sync_frozen
+from planb.verify.announcement_probe import check_announcement
 from planb.verify.probes import run_probes
 from tests.integration.conftest import LabSession
 from tests.integration.test_drills_scenarios import (
@@ -41,7 +40,6 @@ def host_status(session: LabSession, name: str) -> dict[str, Any]:
 
 def test_activate_with_the_primary_host_stopped_then_deactivate(drill_lab: LabSession) -> None:
     site, lab = drill_lab.site, drill_lab.lab
-    assert announcement_module()[0] is not None, "planb.messaging posts the announcement"
     refused = planb(drill_lab, "failover", "activate", "--reason", "test")
     assert refused.exit_code == 2 and "--yes" in refused.output  # no terminal to confirm on
     assert StateFile(site.state_dir).load().mode == "standby"
