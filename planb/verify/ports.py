@@ -131,6 +131,10 @@ def expected_rules(groups: Iterable[str], hostvars: Mapping[str, Any] | None = N
     if MESSAGING in groups:
         rules += [PortRule("synapse", "tcp", _int(hv, "synapse_port", 8008), "loopback"),
                   PortRule("postgresql", "tcp", _int(hv, "postgresql_port", 5432), "loopback")]
+        if PROXY not in groups:
+            # Split site: nginx's backend gate on the private address, for the proxy hosts.
+            rules.append(PortRule("nginx backend gate", "tcp",
+                                  _int(hv, "nginx_backend_port", 8008), "public"))
     if PROXY in groups:
         turn = _int(hv, "coturn_port", 3478)
         rules += [PortRule("nginx https", "tcp", 443, "public"),

@@ -79,4 +79,37 @@ def test_rules_follow_the_host_groups() -> None:
     directory = {r.first for r in expected_rules(["fallback_directory"])}
     assert directory == {22, 636, 389}
     messaging = {r.first for r in expected_rules(["fallback_messaging"], {"synapse_port": 8448})}
-    assert messaging == {22, 8448, 5432}
+    assert messaging == {22, 8448, 5432, 8008}  # 8008: the backend gate (split site)
+
+
+# 'ss -Hlntu' on a split lab's messaging host: Synapse and PostgreSQL on the loopback,
+# nginx's backend gate on the private address for the proxy host.
+SS_SPLIT_MESSAGING = """tcp LISTEN 0      128        0.0.0.0:22   0.0.0.0:*
+tcp LISTEN 0      50       127.0.0.1:8008 0.0.0.0:*
+tcp LISTEN 0      511      10.77.5.13:8008 0.0.0.0:*
+tcp LISTEN 0      144      127.0.0.1:5432 0.0.0.0:*
+tcp LISTEN 0      128           [::]:22      [::]:*
+"""
+
+
+def test_split_messaging_host_expects_the_backend_gate_and_nothing_else_new() -> None:
+    rules = expected_rules(["fallback", "fallback_messaging"])
+    result = compare(parse_ss(SS_SPLIT_MESSAGING), rules)
+    assert result.ok, result.describe()
+    assert [r.service for r in rules if r.scope == "public"] == ["ssh", "nginx backend gate"]
+    # Without the gate the proxy cannot reach Synapse: verify says so.
+    no_gate = "\n".join(ln for ln in SS_SPLIT_MESSAGING.splitlines() if "10.77.5.13" not in ln)
+    assert [r.service for r in compare(parse_ss(no_gate), rules).missing] == [
+        "nginx backend gate"]
+    # The rest still stays on the loopback: PostgreSQL beyond it is flagged.
+    exposed = SS_SPLIT_MESSAGING.replace("127.0.0.1:5432", "0.0.0.0:5432")
+    assert not compare(parse_ss(exposed), rules).ok
+
+
+def test_one_host_fallback_expects_no_backend_gate() -> None:
+    rules = expected_rules(ALL_IN_ONE)
+    assert "nginx backend gate" not in {r.service for r in rules}
+    # A gate listening on a one-host fallback would be an unexpected listener.
+    text = SS_DEPLOYED + "tcp LISTEN 0 511 10.77.21.11:8008 0.0.0.0:*\n"
+    result = compare(parse_ss(text), rules)
+    assert [str(ln) for ln, _ in result.exposed] == ["10.77.21.11:8008/tcp"]
