@@ -29,7 +29,8 @@ LDAP_DB = "olcDatabase={1}mdb,cn=config"
 def _deploy(session: LabSession, *flags: str) -> dict[str, object]:
     """``planb deploy FLAGS --json``: the result, asserting it exited 0."""
     code, out = planb_cli(session, "deploy", *flags, "--json")
-    result = json.loads(out[out.index("{"):])
+    # The JSON result, then (on a failure) the error message and its hint.
+    result, _ = json.JSONDecoder().raw_decode(out, out.index("{"))
     assert code == 0, (result["failures"], result["error"])
     return dict(result)
 
