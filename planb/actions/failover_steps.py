@@ -14,9 +14,9 @@ from typing import Literal
 import planb
 from planb.engine.actions import ActionContext, ActionRegistry, ActionResult, NoArgs
 from planb.errors import PlanbError, UsageError
+from planb.inventory import check_inventory
 from planb.messaging.announcement import incident_announcement
 from planb.mode import freeze_flag, freeze_sync, unfreeze_sync
-from planb.provisioning.deploy import check_inventory
 from planb.provisioning.results import failure_message
 from planb.provisioning.runner import new_run_dir, run_playbook
 from planb.reports.store import utc_now

@@ -9,7 +9,7 @@ from pathlib import Path
 import planb
 from planb.bundle.build import default_output
 from planb.config import SiteConfig
-from planb.errors import ConfigError
+from planb.inventory import check_inventory
 from planb.provisioning.results import PlaybookResult, ProgressEvent
 from planb.provisioning.runner import new_run_dir, run_playbook
 from planb.schema import as_plain
@@ -17,19 +17,6 @@ from planb.schema import as_plain
 log = logging.getLogger(__name__)
 
 SITE_PLAYBOOK = planb.PLAYBOOKS_DIR / "site.yml"
-
-
-def check_inventory(site: SiteConfig) -> Path:
-    """The site's inventory folder; :class:`ConfigError` (exit 2) with a hint if it is missing."""
-    inventory = site.inventory_dir
-    if not inventory.is_dir():
-        raise ConfigError(
-            f"inventory folder {inventory} does not exist", path=str(site.source),
-            key="paths.inventory",
-            hint=f"create it with 'planb init {site.base_dir}' (or 'planb lab up' for the lab), "
-            "or point paths.inventory in planb.yml at an existing inventory",
-        )
-    return inventory
 
 
 def deploy_vars(site: SiteConfig) -> dict[str, object]:

@@ -4,15 +4,12 @@ before any directory is touched (failover active, primary unreachable)."""
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from planb.cli.main import app
-from planb.directory.fallback_endpoint import vault_value
 from planb.errors import EXIT_ERROR, EXIT_USAGE
 from planb.mode import freeze_sync
 
@@ -99,18 +96,3 @@ def test_damaged_plan_file_is_refused_before_anything_is_read(site: Path) -> Non
     done = runner.invoke(app, ["--config", str(site), "sync", "apply", str(plan), "--yes"])
     assert done.exit_code == EXIT_USAGE
     assert "damaged plan" in done.stderr
-
-
-def test_encrypted_vault_is_read_with_ansible_vault(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    vault = tmp_path / "group_vars" / "all" / "vault.yml"
-    vault.parent.mkdir(parents=True)
-    vault.write_text("vault_ldap_sync_password: from-the-vault-123\n", encoding="utf-8")
-    key = tmp_path / "vault-pass"
-    key.write_text("unlock\n", encoding="utf-8")
-    tool = Path(sys.executable).parent / "ansible-vault"
-    subprocess.run([str(tool), "encrypt", "--vault-password-file", str(key), str(vault)],
-                   check=True, capture_output=True)
-    assert vault.read_text(encoding="utf-8").startswith("$ANSIBLE_VAULT")
-    monkeypatch.setenv("ANSIBLE_VAULT_PASSWORD_FILE", str(key))
-    assert vault_value(tmp_path, "vault_ldap_sync_password") == "from-the-vault-123"
