@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 
@@ -28,6 +27,7 @@ from planb.directory.targets import entry_for
 from planb.lab.fallback_reset import empty_fallback
 from tests.integration import lab_state
 from tests.integration.conftest import LabSession
+from tests.integration.lab_state import ldap_only
 
 pytestmark = pytest.mark.lab
 
@@ -39,16 +39,6 @@ def lab(synced_lab: LabSession) -> Iterator[LabSession]:
     lab_state.ensure_synced(synced_lab)
 
 
-@contextmanager
-def ldap_only(site: SiteConfig) -> Iterator[None]:
-    """The sync without its Matrix target (its admin token set aside meanwhile)."""
-    token = site.state_dir / "synapse" / "admin-token"
-    aside = token.with_name("admin-token.aside")
-    token.rename(aside)
-    try:
-        yield
-    finally:
-        aside.rename(token)
 
 
 def start(site: SiteConfig, *args: str) -> subprocess.Popen[str]:

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,7 +39,7 @@ from planb.lab.agents import agent_password
 from planb.lab.fallback_reset import empty_fallback
 from planb.mode import freeze_sync, unfreeze_sync
 from tests.integration.conftest import LabSession
-from tests.integration.lab_state import churned
+from tests.integration.lab_state import churned, ldap_only
 
 pytestmark = pytest.mark.lab
 runner = CliRunner()
@@ -130,21 +129,6 @@ def assert_converged(site: SiteConfig) -> None:
     assert set(ldap_counts(ldap_plan(site)).values()) == {0}
 
 
-@contextmanager
-def ldap_only(site: SiteConfig) -> Iterator[None]:
-    """Run the sync without its Matrix target (its admin token set aside meanwhile).
-
-    These tests empty the fallback LDAP, which a real site never does: with Matrix
-    accounts left from earlier tests, the planner would rightly refuse to hand them
-    to entries it no longer knows (collisions). test_sync_matrix.py covers Matrix.
-    """
-    token = site.state_dir / "synapse" / "admin-token"
-    aside = token.with_name("admin-token.aside")
-    token.rename(aside)
-    try:
-        yield
-    finally:
-        aside.rename(token)
 
 
 def test_full_sync_from_empty_creates_every_active_agent(lab: LabSession,
