@@ -111,7 +111,7 @@ def _details(plan: Plan, limit: int = 10, out: Console = console) -> None:
                      + (" (password)" if u.password_changed else "")
                      for u in plan.ldap_updates]),
         ("rejected at the source", [f"{r.where()}: {r.reason}" for r in plan.rejections]),
-        ("Matrix localpart collisions", [c.reason for c in plan.collisions]),
+        ("collisions (not applied)", [c.reason for c in plan.collisions]),
         ("kept", [f"{k.login}: {k.reason}" for k in plan.kept]),
     )
     for title, lines in sections:
@@ -123,7 +123,7 @@ def _details(plan: Plan, limit: int = 10, out: Console = console) -> None:
         if len(lines) > limit:
             out.print(f"  … and {len(lines) - limit} more (see the plan file)",
                       highlight=False)
-    if any(not c.kept_id for c in plan.collisions):
+    if any(not c.kept_id and not c.keeps_login for c in plan.collisions):
         out.print("Matrix accounts no fallback entry holds: if the fallback directory was "
                       "rebuilt, re-run with --adopt to give them back to their agents.",
                       highlight=False)

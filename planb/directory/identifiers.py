@@ -189,7 +189,11 @@ def localpart_for(login: str) -> str:
 
 @dataclass(frozen=True)
 class Collision:
-    """Two agents whose logins give the same Matrix localpart; ``refused`` is not provisioned."""
+    """Two agents whose logins give the same Matrix localpart; ``refused`` is not provisioned.
+
+    A refused *rename* (:mod:`planb.directory.renames`) sets ``keeps_login``: the login
+    the refused agent keeps on the fallback (``refused_login`` is the one refused).
+    """
 
     localpart: str
     kept_id: str
@@ -197,6 +201,7 @@ class Collision:
     refused_id: str
     refused_login: str
     reason: str
+    keeps_login: str = ""
 
 
 @dataclass(frozen=True)

@@ -6,14 +6,15 @@ leavers (disabled at the source, or gone from it) are deactivated. An agent whos
 source record was *rejected* is never treated as gone, unless the rejected record
 still says they are disabled (locked, a leaver): then they are deactivated too.
 Agents whose login gives a Matrix localpart someone else holds are reported as
-collisions and not provisioned.
+collisions and not provisioned; so is a rename onto a login or localpart another
+agent's account holds (:mod:`planb.directory.renames`): the agent keeps their login.
 Everything is keyed by stable id, so 9,000 agents plan in a fraction of a second.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from planb.directory.identifiers import (
     Collision,
@@ -28,6 +29,7 @@ from planb.directory.model import (
     SourceResult,
     password_fingerprint,
 )
+from planb.directory.renames import RenameCheck
 from planb.directory.targets import FallbackEntry, FallbackState, MatrixState
 from planb.schema import Secret
 
@@ -272,6 +274,9 @@ class _Builder:
         self.assignment = assign_localparts(
             candidates, self.held, unmanaged, {e.id: e.login for e in entries.values()})
         self.refused = {c.refused_id for c in self.assignment.collisions}
+        self.renames = RenameCheck(fallback, matrix, {**self.held, **self.assignment.by_id},
+                                   source.agents)
+        self.rename_collisions: list[Collision] = []
         self.members: dict[str, set[str]] = {}  # department -> localparts of active agents
 
     def _adoptable(self, candidates: list[tuple[str, str]]) -> set[str]:
@@ -308,6 +313,9 @@ class _Builder:
                      StatusChange(agent.id, entry.login, DISABLED, localpart))
         if not agent.enabled:
             return
+        if (refused := self.renames.collision(agent.id, entry.login, agent.login)) is not None:
+            self.rename_collisions.append(refused)
+            agent = replace(agent, login=entry.login)  # every other change still applies
         changes = _changes(agent, entry, localpart)
         fingerprint = password_fingerprint(agent.password_hash)
         password = fingerprint is not None and fingerprint != entry.password_fingerprint
@@ -386,7 +394,9 @@ class _Builder:
         return Plan(
             source=self.source.source, source_agents=len(self.source.agents),
             active_before=self.fallback.active_count(), room_creates=creates,
-            room_changes=changes, collisions=self.assignment.collisions,
+            room_changes=changes, collisions=tuple(sorted(
+                (*self.assignment.collisions, *self.rename_collisions),
+                key=lambda c: (c.localpart, c.refused_id))),
             rejections=self.source.rejections, **sorted_lists,  # type: ignore[arg-type]
         )
 
