@@ -2,7 +2,9 @@
 
 Order: rooms to create; then users (creations, reactivations, display names,
 deactivations — independent per user, run concurrently); then room memberships
-(joins with the admin API, removals by kick as planb-admin). The LDAP entries are
+(joins with the admin API, removals by kick as planb-admin); a room behind a managed
+alias that planb did not create is refused and reported, its memberships left
+alone, and the other rooms go on. The LDAP entries are
 already written when this runs (the sync applies LDAP first), so every localpart
 planb touches is one an LDAP entry holds.
 
@@ -31,7 +33,7 @@ from planb.directory.fallback_apply import ApplyReport, Failure, Progress
 from planb.directory.plan import Plan
 from planb.errors import Interrupted
 from planb.messaging.admin_api import AdminApi, MatrixApiError
-from planb.messaging.rooms import RoomNames, ensure_room
+from planb.messaging.rooms import NotPlanbsRoom, RoomNames, ensure_room
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +138,10 @@ class MatrixApplier:
                 room_id, created = ensure_room(
                     self.api, alias, name or alias, admin_id=self.admin_id,
                     announcement=alias == self.names.announcement, federate=self.federate)
+            except NotPlanbsRoom as exc:  # an agent took the alias: no one is joined
+                report.failures.append(Failure("room_refused", alias, exc.message))
+                log.warning("Matrix: %s", exc.message)
+                continue
             except MatrixApiError as exc:
                 report.failures.append(Failure("room_create", alias, exc.message))
                 continue

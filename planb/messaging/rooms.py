@@ -3,6 +3,8 @@
 Each room is found again by its alias (``#dept-<slug>:<server>``, ``#annonces:<server>``):
 it is created once by planb-admin with that alias, and a second creation attempt
 finds the alias taken and uses the room it points to, so a room is never duplicated.
+A room behind one of these aliases that planb-admin did not create (an agent took the
+alias first) is refused: no one is joined to it, and the sync reports it.
 
 - Department rooms: private (not in the room directory), invite-only, history
   visible to members (``shared``: someone joined later reads what was said before),
@@ -121,22 +123,43 @@ def room_members(api: AdminApi, rooms: Mapping[str, str]) -> dict[str, frozenset
         return dict(zip(aliases, found, strict=True))
 
 
-def _check_whole(api: AdminApi, alias_localpart: str, room_id: str) -> None:
-    """Refuse a room left half-made (Synapse gave its alias out, then its creation
-    failed): it has no join rules, and joins to it would fail one by one."""
+class NotPlanbsRoom(MatrixApiError):
+    """A managed alias that points to a room planb did not create: refused, never used."""
+
+
+def check_planbs_room(api: AdminApi, alias_localpart: str, room_id: str, admin_id: str
+                      ) -> None:
+    """Refuse a room planb cannot use for ``alias_localpart``.
+
+    - created by someone else (an agent who took ``#dept-...`` or ``#annonces`` first,
+      from any Matrix client): planb would force-join a department, or everyone, into
+      a room that person owns and moderates; :class:`NotPlanbsRoom`;
+    - left half-made (Synapse gave its alias out, then its creation failed): it has
+      no join rules, and joins to it would fail one by one.
+    """
     details = api.room(room_id)
+    shown = f"{api.alias_id(alias_localpart)} ({room_id})"
+    creator = details.get("creator")
+    if creator != admin_id:
+        raise NotPlanbsRoom(
+            f"room {shown} was created by {creator or 'an unknown user'}, not by planb "
+            f"({admin_id}): planb neither uses it nor joins anyone to it; remove the alias "
+            "or the room (DELETE /_synapse/admin/v1/rooms/<id>) and run the sync again")
     if details.get("join_rules") is None:
         raise MatrixApiError(
-            f"room {api.alias_id(alias_localpart)} ({room_id}) was left half-created (no join "
-            "rules): delete it (DELETE /_synapse/admin/v1/rooms/<id>) and run the sync again")
+            f"room {shown} was left half-created (no join rules): delete it (DELETE "
+            "/_synapse/admin/v1/rooms/<id>) and run the sync again")
 
 
 def ensure_room(api: AdminApi, alias_localpart: str, name: str, *, announcement: bool,
                 admin_id: str, federate: bool = False) -> tuple[str, bool]:
-    """The room with this alias, created if missing: (room ID, created)."""
+    """The room with this alias, created if missing: (room ID, created).
+
+    An alias that already points to a room planb did not create raises
+    :class:`NotPlanbsRoom` (see :func:`check_planbs_room`)."""
     existing = api.resolve_alias(alias_localpart)
     if existing is not None:
-        _check_whole(api, alias_localpart, existing)
+        check_planbs_room(api, alias_localpart, existing, admin_id)
         return existing, False
     body = room_body(alias_localpart, name, announcement=announcement, admin_id=admin_id,
                      federate=federate)
@@ -149,6 +172,7 @@ def ensure_room(api: AdminApi, alias_localpart: str, name: str, *, announcement:
         room_id = api.resolve_alias(alias_localpart) or ""
         if not room_id:
             raise
+        check_planbs_room(api, alias_localpart, room_id, admin_id)
         return room_id, False
     log.info("created room %s (%s)", api.alias_id(alias_localpart), room_id)
     return room_id, True

@@ -1,0 +1,71 @@
+"""A managed alias that points to a room planb did not create is refused, not adopted.
+
+An agent who creates ``#dept-…`` (or ``#annonces``) before planb does owns that room;
+adopting it would force-join the whole department into a room the agent moderates.
+The real :class:`AdminApi` and :class:`MatrixApplier` run against the scripted local
+HTTP server of test_messaging_admin_api.py, which answers what Synapse answers for such
+a room; the lab test (tests/integration/test_rename_chain_lab.py) makes a real agent
+take the alias on the lab's Synapse.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from planb.directory.plan import Plan, RoomChange
+from planb.messaging.apply import MatrixApplier
+from planb.messaging.rooms import NotPlanbsRoom, RoomNames, ensure_room
+from tests.unit import test_messaging_admin_api as scripted
+from tests.unit.test_messaging_admin_api import Script, client
+
+ADMIN = "@planb-admin:planb.lab"
+MALLORY = "@mallory:planb.lab"
+server = scripted.server  # the scripted Synapse stand-in, as a fixture here too
+
+
+def details(room_id: str, creator: str) -> tuple[int, dict[str, object]]:
+    return 200, {"room_id": room_id, "creator": creator, "join_rules": "invite"}
+
+
+def test_ensure_room_refuses_a_room_an_agent_created_naming_alias_and_creator(
+        server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [(200, {"room_id": "!taken:planb.lab"}), details("!taken:planb.lab",
+                                                                       MALLORY)]
+    with pytest.raises(NotPlanbsRoom) as caught:
+        ensure_room(client(url, []), "dept-finances", "Finances", announcement=False,
+                    admin_id=ADMIN)
+    message = caught.value.message
+    assert "#dept-finances:planb.lab" in message and MALLORY in message, message
+    assert "!taken:planb.lab" in message
+    assert [s[0] for s in script.seen] == ["GET", "GET"]  # read only: nothing created
+
+
+def test_ensure_room_uses_planbs_own_room(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [(200, {"room_id": "!ours:planb.lab"}), details("!ours:planb.lab", ADMIN)]
+    assert ensure_room(client(url, []), "dept-finances", "Finances", announcement=False,
+                       admin_id=ADMIN) == ("!ours:planb.lab", False)
+
+
+def test_apply_joins_no_one_to_the_taken_room_and_goes_on_with_the_others(
+        server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [(200, {"room_id": "!ours:planb.lab"}), details("!ours:planb.lab", ADMIN),
+                      (200, {"room_id": "!taken:planb.lab"}),
+                      details("!taken:planb.lab", MALLORY)]
+    plan = Plan("test", 0, 0, room_changes=(
+        RoomChange("annonces", "Annonces", ("agent1", "agent2")),
+        RoomChange("dept-finances", "Finances", ("agent1",))))
+    report = MatrixApplier(client(url, []), RoomNames(), ADMIN, workers=1).apply(
+        plan, lambda phase, done, total: None)
+    joins = [(path, json.loads(body)["user_id"]) for method, path, _, body in script.seen
+             if "/join/" in path]
+    assert sorted(joins) == [("/_synapse/admin/v1/join/%21ours%3Aplanb.lab", f"@{lp}:planb.lab")
+                             for lp in ("agent1", "agent2")]
+    (failure,) = report.failures
+    assert (failure.kind, failure.who) == ("room_refused", "dept-finances")
+    assert MALLORY in failure.reason
+    assert report.done == {"room_join": 2}
