@@ -26,7 +26,9 @@ How it reaches 9,000 agents, and why this way:
 
 What an agent sees: on first login to the fallback, a room "Annonces" is already
 in their list, with the activation notice from planb-admin as its last message;
-they cannot post there; their department's room is next to it.
+they cannot post there; their department's room is next to it. When the alias
+points to a room planb did not create (an agent took it first), nothing is posted
+and no one is joined: the failure names the room's creator.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from planb.config import SiteConfig
 from planb.directory.fallback_apply import ApplyReport, Failure
 from planb.messaging.admin_api import AdminApi, MatrixApiError
 from planb.messaging.apply import DEFAULT_WORKERS, Job, run_jobs
+from planb.messaging.rooms import check_planbs_room
 from planb.messaging.sync_target import ANNOUNCEMENT_ROOM, target_for
 
 log = logging.getLogger(__name__)
@@ -107,6 +110,8 @@ def announce_with(api: AdminApi, text: str, *, room: str = ANNOUNCEMENT_ROOM,
                 "announce", f"#{room}", "the announcement room does not exist: run "
                 "'planb sync apply' (it creates it and joins every agent)"))
             return report
+        # A room an agent made under the alias first is theirs: never post or join there.
+        check_planbs_room(api, room, room_id, api.user_id(admin_localpart))
         agents = active_agents(api, admin_localpart)
         members = {lp for uid in api.members(room_id) if (lp := api.localpart(uid))}
         report.active_agents = len(agents)

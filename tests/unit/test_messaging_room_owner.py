@@ -15,6 +15,7 @@ import json
 import pytest
 
 from planb.directory.plan import Plan, RoomChange
+from planb.messaging.announce import announce_with
 from planb.messaging.apply import MatrixApplier
 from planb.messaging.rooms import NotPlanbsRoom, RoomNames, ensure_room
 from tests.unit import test_messaging_admin_api as scripted
@@ -69,3 +70,15 @@ def test_apply_joins_no_one_to_the_taken_room_and_goes_on_with_the_others(
     assert (failure.kind, failure.who) == ("room_refused", "dept-finances")
     assert MALLORY in failure.reason
     assert report.done == {"room_join": 2}
+
+
+def test_the_announcement_is_not_posted_to_a_room_an_agent_created(
+        server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [(200, {"room_id": "!taken:planb.lab"}), details("!taken:planb.lab",
+                                                                       MALLORY)]
+    report = announce_with(client(url, []), "La messagerie de secours est ouverte.")
+    (failure,) = report.failures
+    assert MALLORY in failure.reason and "#annonces:planb.lab" in failure.reason
+    assert report.event_id == "" and not report.ok
+    assert [s[0] for s in script.seen] == ["GET", "GET"]  # nothing sent, no one joined
