@@ -2,7 +2,8 @@
 
 - In a lab whose agents are provisioned in Matrix (``planb.messaging`` provides the
   Matrix side of the sync), the sample is drawn from the fallback LDAP's *active*
-  agents (not locked) with a seed, and each agent's password is the lab's derived one
+  agents (not disabled: one in a temporary lockout after failed binds counts) with a
+  seed, and each agent's password is the lab's derived one
   (:func:`planb.lab.agents.agent_password`).
 - Otherwise (a production site, or Matrix users not provisioned yet, or no agent in
   the fallback LDAP yet) the deployed probe accounts
@@ -23,12 +24,14 @@ import logging
 import os
 import random
 import secrets
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from planb.config import SiteConfig
 from planb.directory.fallback_endpoint import fallback_endpoint
+from planb.directory.fallback_ldap import locked_for_good
 from planb.directory.ldap_source import paged_entries
 from planb.errors import PlanbError
 from planb.lab.agents import agent_password
@@ -39,8 +42,8 @@ log = logging.getLogger(__name__)
 
 Source = Literal["lab-agents", "probe-accounts"]
 PSEUDONYM_KEY = "pseudonym-key"
-#: Active agents only: ppolicy's lock marks leavers and deactivated agents.
-ACTIVE_AGENTS = "(&(objectClass=planbAgent)(uid=*)(!(pwdAccountLockedTime=*)))"
+#: Agents with a login; :func:`active_logins` leaves out the disabled ones.
+AGENTS = "(&(objectClass=planbAgent)(uid=*))"
 
 
 @dataclass(frozen=True)
@@ -128,16 +131,32 @@ def active_agents(site: SiteConfig) -> dict[str, str]:
     conn = fallback_endpoint(site).connect(read_only=True)
     try:
         base = f"ou=people,{site.fallback.ldap_suffix}"
-        found: dict[str, str] = {}
-        for dn, attributes in paged_entries(conn, base, ACTIVE_AGENTS, ["uid"], 1000,
-                                            "the fallback directory"):
-            uid = attributes.get("uid")
-            login = uid[0] if isinstance(uid, list) and uid else uid
-            if isinstance(login, str) and login:
-                found[login] = dn
-        return found
+        return active_logins(paged_entries(conn, base, AGENTS,
+                                           ["uid", "pwdAccountLockedTime"], 1000,
+                                           "the fallback directory"))
     finally:
         conn.unbind()
+
+
+def _first(value: object) -> str:
+    """The first value as text ("" when none; ldap3 may hand a lock time as a datetime)."""
+    if isinstance(value, list | tuple):
+        value = value[0] if value else ""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return "" if value is None else str(value)
+
+
+def active_logins(entries: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, str]:
+    """login -> DN of the entries not disabled by planb (``000001010000Z``); an agent in
+    a temporary ppolicy lockout after failed binds is active (it heals by itself)."""
+    found: dict[str, str] = {}
+    for dn, attributes in entries:
+        attrs = {k.casefold(): v for k, v in attributes.items()}
+        login = _first(attrs.get("uid"))
+        if login and not locked_for_good(_first(attrs.get("pwdaccountlockedtime"))):
+            found[login] = dn
+    return found
 
 
 def lab_secret(site: SiteConfig) -> bytes | None:

@@ -9,7 +9,10 @@ Layout (suffix ``S`` from planb.yml ``fallback.ldap_suffix``):
   localpart) and ``planbPasswordFingerprint`` (SHA-256 of the hash last copied:
   the sync account may write ``userPassword`` but never read it);
 - disabled agents carry ppolicy's ``pwdAccountLockedTime: 000001010000Z`` (slapd
-  then refuses their bind); entries are never deleted;
+  then refuses their bind); entries are never deleted. Any other value is ppolicy's
+  own temporary lockout after failed binds (the time it began; it heals by itself
+  after the policy's ``pwdLockoutDuration``): that agent is still enabled, and the
+  sync neither plans a change for it nor lifts the lock (:func:`locked_for_good`);
 - departments' groups: ``cn=<group>,ou=groups,S`` (``groupOfNames``), the agents'
   ``memberOf`` maintained by slapd's memberof overlay.
 
@@ -36,7 +39,7 @@ from planb.directory.targets import FallbackEntry, FallbackState
 log = logging.getLogger(__name__)
 
 AGENT_CLASSES = ("inetOrgPerson", "planbAgent")
-#: ppolicy's "locked until an administrator unlocks it".
+#: ppolicy's "locked until an administrator unlocks it": how planb disables an agent.
 LOCKED = "000001010000Z"
 #: inetOrgPerson requires sn: an agent without a surname gets this, read back as "".
 NO_SURNAME = "-"
@@ -86,6 +89,14 @@ def _first(attrs: Mapping[str, Any], name: str) -> str:
     return "" if value is None else str(value)
 
 
+def locked_for_good(value: str) -> bool:
+    """Whether a ``pwdAccountLockedTime`` value is planb's disable marker.
+
+    A temporary lockout (ppolicy's ``pwdMaxFailure``) writes the lockout's start time
+    instead: the agent is active, locked out for ``pwdLockoutDuration`` only."""
+    return value.strip().upper() == LOCKED
+
+
 def group_name(dn: str) -> str:
     """``cn=Finances,ou=groups,S`` -> ``Finances``."""
     try:
@@ -106,7 +117,7 @@ def entry_from_ldap(dn: str, attributes: Mapping[str, Any]) -> FallbackEntry | N
     members = attrs.get("memberof") or []
     return FallbackEntry(
         id=source_id, **values, surname="" if surname == NO_SURNAME else surname,
-        enabled=not _first(attrs, "pwdaccountlockedtime"),
+        enabled=not locked_for_good(_first(attrs, "pwdaccountlockedtime")),
         groups=frozenset(group_name(str(g)) for g in members), localpart=localpart,
         password_fingerprint=_first(attrs, "planbpasswordfingerprint") or None, dn=dn,
     )

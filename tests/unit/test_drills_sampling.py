@@ -84,3 +84,23 @@ def test_probe_rings_stay_small_and_never_leave_anyone_alone() -> None:
     assert [len(g) for g in rings(accounts[:3], size=2)] == [3]  # never a ring of one
     with pytest.raises(ValueError, match="at least 2"):
         ProbeArgs(sample=1)
+
+
+def test_active_agents_include_a_temporary_lockout_but_not_leavers() -> None:
+    """ppolicy's lockout after failed binds (the lockout's time) heals by itself: the
+    agent is still active; planb's 000001010000Z marks a leaver."""
+    entries = [
+        ("uid=a,ou=people,dc=x", {"uid": ["a"]}),
+        ("uid=b,ou=people,dc=x", {"uid": ["b"], "pwdAccountLockedTime": ["20261130021500Z"]}),
+        ("uid=c,ou=people,dc=x", {"uid": ["c"], "pwdAccountLockedTime": ["000001010000Z"]}),
+        ("uid=d,ou=people,dc=x", {"uid": "d", "pwdaccountlockedtime": "000001010000Z"}),
+        ("uid=e,ou=people,dc=x", {"uid": []}),
+    ]
+    assert sampling.active_logins(entries) == {"a": "uid=a,ou=people,dc=x",
+                                               "b": "uid=b,ou=people,dc=x"}
+    # ldap3 may hand a lock time over as a datetime, or as bytes.
+    from datetime import UTC, datetime
+    typed = [("uid=f,ou=people,dc=x", {"uid": [b"f"], "pwdAccountLockedTime": [
+                 datetime(2026, 11, 30, 2, 15, tzinfo=UTC)]}),
+             ("uid=g,ou=people,dc=x", {"uid": ["g"], "pwdAccountLockedTime": [b"000001010000Z"]})]
+    assert sampling.active_logins(typed) == {"f": "uid=f,ou=people,dc=x"}

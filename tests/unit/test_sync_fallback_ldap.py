@@ -22,6 +22,7 @@ from planb.directory.fallback_ldap import (
     entry_jobs,
     group_jobs,
     group_name,
+    locked_for_good,
 )
 from planb.directory.model import Agent, SourceResult, password_fingerprint
 from planb.directory.plan import Plan, compute_plan
@@ -190,3 +191,35 @@ def test_group_names_survive_dn_escaping(name: str) -> None:
 
 def test_person_dn_escapes_special_logins() -> None:
     assert LAYOUT.person_dn("a,b+c") == "uid=a\\,b\\+c,ou=people,dc=planb,dc=lab"
+
+
+#: What ppolicy writes when an agent is locked out after failed binds: the time.
+TEMPORARY_LOCK = "20261130021500Z"
+
+
+def test_a_temporary_lockout_after_failed_binds_is_not_a_disabled_agent() -> None:
+    attrs = read_back(agent(1))
+    attrs["pwdAccountLockedTime"] = [TEMPORARY_LOCK]
+    entry = entry_from_ldap("uid=agent1,ou=people,dc=planb,dc=lab", attrs)
+    assert entry is not None and entry.enabled
+    assert locked_for_good(LOCKED) and locked_for_good(f" {LOCKED.lower()} ")
+    assert not locked_for_good(TEMPORARY_LOCK) and not locked_for_good("")
+
+
+def test_the_sync_plans_nothing_for_an_agent_in_a_temporary_lockout() -> None:
+    """Not a reactivation (which would lift the lock early and count against the
+    reactivation limit), not an update: the lock heals by itself."""
+    attrs = read_back(agent(1), "agent1")
+    attrs["pwdAccountLockedTime"] = [TEMPORARY_LOCK]
+    plan = plan_for([agent(1)], {"uid=agent1,ou=people,dc=planb,dc=lab": attrs})
+    assert sum(ldap_part(plan).values()) == 0, ldap_part(plan)
+    assert not entry_jobs(plan)
+
+
+def test_a_leaver_in_a_temporary_lockout_is_deactivated_for_good() -> None:
+    attrs = read_back(agent(1), "agent1")
+    attrs["pwdAccountLockedTime"] = [TEMPORARY_LOCK]
+    plan = plan_for([agent(1, enabled=False)], {"uid=agent1,ou=people,dc=planb,dc=lab": attrs})
+    assert [c.id for c in plan.ldap_deactivations] == ["id-1"]
+    assert entry_jobs(plan)["id-1"].mods == {
+        "pwdAccountLockedTime": [(MODIFY_REPLACE, [LOCKED])]}
