@@ -30,6 +30,15 @@ import yaml
 from planb.commands import run_command
 from planb.config import SiteConfig
 from planb.errors import ConfigError, PlanbError
+from planb.hostkeys import (
+    KeyTarget,
+    TrustResult,
+    known_hosts_path,
+    require_trusted,
+    ssh_options,
+    trust,
+    untrusted,
+)
 from planb.schema import Secret
 
 log = logging.getLogger(__name__)
@@ -55,14 +64,28 @@ class SshTarget:
     port: int | None = None
     key_file: str | None = None
     options: tuple[str, ...] = ()
+    #: The site's known_hosts: only its keys are accepted (None: ssh's own defaults).
+    known_hosts: str | None = None
 
     @property
     def destination(self) -> str:
         return f"{self.user}@{self.address}" if self.user else self.address
 
+    def option_args(self) -> list[str]:
+        """The ``-o`` options: the host key check first (ssh keeps the first value of an
+        option, so an inventory's old ``StrictHostKeyChecking=no`` cannot turn it off),
+        then the inventory's own."""
+        args = ssh_options(Path(self.known_hosts)) if self.known_hosts else []
+        return args + list(self.options)
+
+    @property
+    def key_target(self) -> KeyTarget:
+        """The host as ssh-keyscan and known_hosts name it."""
+        return KeyTarget(self.name, self.address, self.port)
+
     def ssh_args(self) -> list[str]:
         """Options, key and port for ``ssh`` (the destination not included)."""
-        args = list(self.options)
+        args = self.option_args()
         if self.key_file:
             args += ["-i", self.key_file]
         if self.port:
@@ -78,6 +101,12 @@ class InventoryHost:
     address: str
     groups: tuple[str, ...]
     hostvars: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    known_hosts: str | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def key_target(self) -> KeyTarget:
+        """The host as ssh-keyscan and known_hosts name it."""
+        return self.ssh.key_target
 
     @property
     def is_fallback(self) -> bool:
@@ -94,7 +123,8 @@ class InventoryHost:
         user = hv.get("ansible_user")
         return SshTarget(name=self.name, address=self.address,
                          user=str(user) if user else None, port=int(port) if port else None,
-                         key_file=str(key) if key else None, options=tuple(shlex.split(extra)))
+                         key_file=str(key) if key else None, options=tuple(shlex.split(extra)),
+                         known_hosts=self.known_hosts)
 
 
 def _group_members(inventory: Mapping[str, Any], group: str, seen: set[str]) -> set[str]:
@@ -108,8 +138,10 @@ def _group_members(inventory: Mapping[str, Any], group: str, seen: set[str]) -> 
     return hosts
 
 
-def parse_inventory(data: Mapping[str, Any]) -> list[InventoryHost]:
-    """Hosts from ``ansible-inventory --list`` JSON, secret-looking variables dropped."""
+def parse_inventory(data: Mapping[str, Any], known_hosts: Path | None = None
+                    ) -> list[InventoryHost]:
+    """Hosts from ``ansible-inventory --list`` JSON, secret-looking variables dropped;
+    their SSH accepts only the keys in ``known_hosts`` when given."""
     hostvars = data.get("_meta", {}).get("hostvars", {})
     groups = [g for g in data if g not in ("_meta", "all", "ungrouped")]
     members = {g: _group_members(data, g, set()) for g in groups}
@@ -118,7 +150,8 @@ def parse_inventory(data: Mapping[str, Any]) -> list[InventoryHost]:
         kept = {k: v for k, v in hostvars[name].items() if not _SECRET.search(k)}
         hosts.append(InventoryHost(
             name=name, address=str(kept.get("ansible_host", name)),
-            groups=tuple(sorted(g for g in groups if name in members[g])), hostvars=kept))
+            groups=tuple(sorted(g for g in groups if name in members[g])), hostvars=kept,
+            known_hosts=str(known_hosts) if known_hosts else None))
     return hosts
 
 
@@ -152,7 +185,39 @@ def load_hosts(site: SiteConfig) -> list[InventoryHost]:
     proc = run_command([ansible_tool("ansible-inventory"), "-i", str(inventory), "--list"],
                        env=env, cwd=site.base_dir, what=f"reading the inventory {inventory}",
                        hint="an encrypted vault needs ANSIBLE_VAULT_PASSWORD_FILE")
-    return parse_inventory(json.loads(proc.stdout))
+    return parse_inventory(json.loads(proc.stdout), known_hosts_path(site))
+
+
+def trust_hosts(site: SiteConfig, names: tuple[str, ...] = (), *, replace: bool = False,
+                new_only: bool = False, hosts: list[InventoryHost] | None = None
+                ) -> list[TrustResult]:
+    """Record the SSH host keys of the site's hosts (``names``: only these) in
+    ``<site>/known_hosts`` (ssh-keyscan); ``new_only``: only hosts with none recorded.
+    A recorded key that changed is replaced only with ``replace``."""
+    inventory = load_hosts(site) if hosts is None else hosts
+    unknown = sorted(set(names) - {h.name for h in inventory})
+    if unknown:
+        raise ConfigError(f"no host {', '.join(unknown)} in the inventory",
+                          path=str(site.inventory_dir),
+                          hint="hosts: " + ", ".join(h.name for h in inventory))
+    targets = [h.key_target for h in inventory if not names or h.name in names]
+    path = known_hosts_path(site)
+    if new_only:
+        targets = untrusted(path, targets)
+    return trust(path, targets, replace=replace)
+
+
+def require_trusted_hosts(site: SiteConfig, hosts: list[InventoryHost]) -> None:
+    """:class:`~planb.hostkeys.HostKeyError` unless every host has a recorded SSH key."""
+    for host in hosts:
+        if any(o.replace(" ", "").lower() in ("stricthostkeychecking=no",
+                                               "userknownhostsfile=/dev/null")
+               for o in host.ssh.options):
+            log.warning("%s: the inventory's ansible_ssh_common_args turn SSH host key "
+                        "checks off; planb ignores that now (it checks against %s): remove "
+                        "those options", host.name, known_hosts_path(site))
+            break
+    require_trusted(known_hosts_path(site), [h.key_target for h in hosts])
 
 
 def hosts_in(site: SiteConfig, group: str,

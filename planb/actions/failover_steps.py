@@ -14,6 +14,7 @@ from typing import Literal
 import planb
 from planb.engine.actions import ActionContext, ActionRegistry, ActionResult, NoArgs
 from planb.errors import PlanbError, UsageError
+from planb.hostkeys import known_hosts_path
 from planb.inventory import check_inventory
 from planb.messaging.announcement import incident_announcement
 from planb.mode import freeze_flag, freeze_sync, unfreeze_sync
@@ -88,7 +89,7 @@ def switch(ctx: ActionContext, args: SwitchArgs) -> ActionResult:
         run_dir=new_run_dir(site.state_dir, FAILOVER_PLAYBOOK),
         extravars={"planb_action": "failover", "planb_site": site.site,
                    "planb_state_dir": str(site.state_dir), "planb_failover_mode": args.mode},
-        timeout_s=int(ctx.remaining(10)),
+        timeout_s=int(ctx.remaining(10)), known_hosts=known_hosts_path(site),
     )
     if result.status == "canceled":
         raise KeyboardInterrupt

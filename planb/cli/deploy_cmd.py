@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Group, RenderableType
 from rich.live import Live
+from rich.markup import escape
 from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
@@ -118,6 +119,11 @@ DEPLOY_HELP = (
     "Each run's Ansible output and events are kept in <state_dir>/runs/. Use 'planb -v "
     "deploy' to see Ansible's own output. Ctrl-C stops Ansible cleanly."
     "\n\n"
+    "SSH host keys are checked against <site folder>/known_hosts: a host with no key "
+    "recorded yet is refused until it is trusted, by 'planb hosts trust' or by "
+    "--trust-new-hosts here (compare the printed fingerprints with the hosts' consoles); "
+    "a recorded key that changed stops the run, naming the host and the fix."
+    "\n\n"
     "With deploy.offline (the default) hosts install only from planb's offline bundle; "
     "it is built first ('planb bundle build') if it is missing or out of date."
     "\n\n"
@@ -144,13 +150,23 @@ def deploy(
     json_output: Annotated[bool, typer.Option(
         "--json", help="Print the result as JSON on stdout (progress still goes to stderr).",
     )] = False,
+    trust_new: Annotated[bool, typer.Option(
+        "--trust-new-hosts",
+        help="First contact: record the SSH host keys of hosts that have none recorded yet "
+        "(ssh-keyscan; fingerprints printed). Keys already recorded are never replaced.",
+    )] = False,
 ) -> None:
     """Run site.yml for the site; see DEPLOY_HELP."""
     from planb.provisioning import check_inventory, run_deploy
+    from planb.provisioning.deploy import trust_new_hosts
 
     opts = options(ctx)
     site = opts.load_site()
     check_inventory(site)
+    if trust_new:
+        for r in trust_new_hosts(site):
+            err_console.print(escape(f"trusted {r.target.name} ({r.target.entry}) on first "
+                                     f"contact: {', '.join(r.fingerprints)}"), highlight=False)
     if site.deploy.offline and not check:
         _ensure_bundle()
     view = DeployProgress(f"{'checking' if check else 'deploying'} site {site.site}")

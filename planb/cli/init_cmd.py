@@ -32,6 +32,10 @@ def init(
     The vault (inventories/<site>/group_vars/all/vault.yml) gets CHANGE-ME
     placeholders: set real secrets and encrypt it with ansible-vault before
     deploying. Existing files are never overwritten unless --force is given.
+
+    planb checks the hosts' SSH keys, which it cannot read yet: once the hosts are
+    installed, record them with 'planb hosts trust' (or 'planb deploy
+    --trust-new-hosts') and compare the fingerprints with the hosts' consoles.
     """
     from planb.site_init import SiteSpec, write_site  # jinja2: loaded on use
 
@@ -51,5 +55,6 @@ def init(
         console.print(f"wrote {path}", highlight=False)
     console.print(
         f"Next: edit {directory / 'planb.yml'} and the inventory, put secrets in the vault, "
-        "then run 'planb deploy'.", highlight=False,
+        "then, once the hosts are installed, 'planb hosts trust' (compare the fingerprints "
+        "with the hosts' consoles) and 'planb deploy'.", highlight=False,
     )

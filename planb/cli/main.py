@@ -11,7 +11,16 @@ from rich.markup import escape
 from typer.core import TyperGroup, TyperOption
 
 from planb import __version__
-from planb.cli import bundle_cmd, config_cmd, deploy_cmd, init_cmd, keys_cmd, lab_cmd, report_cmd
+from planb.cli import (
+    bundle_cmd,
+    config_cmd,
+    deploy_cmd,
+    hosts_cmd,
+    init_cmd,
+    keys_cmd,
+    lab_cmd,
+    report_cmd,
+)
 from planb.cli.context import Options, err_console, setup_logging
 from planb.cli.drill_cmd import app as drill_app
 from planb.cli.failover_cmd import app as failover_app
@@ -119,6 +128,7 @@ app.add_typer(init_cmd.app)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(deploy_cmd.app)
 app.add_typer(lab_cmd.app, name="lab")
+app.add_typer(hosts_cmd.app, name="hosts")
 app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(report_cmd.app, name="report")
 app.add_typer(bundle_cmd.app, name="bundle")

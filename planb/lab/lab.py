@@ -20,6 +20,7 @@ from planb import state
 from planb.config import SiteConfig
 from planb.errors import LabError, UsageError
 from planb.files import write_atomic
+from planb.hostkeys import KeyTarget, known_hosts_path, trust
 from planb.lab import image, machines, network
 from planb.lab.system import check_prerequisites, run
 from planb.lab.topology import PROXY, LabHost, Topology, build_topology
@@ -139,7 +140,18 @@ class Lab:
                 state = machines.wait_ready(host, paths, self.key)
                 paths.stopped_marker.unlink(missing_ok=True)
                 log.info("%s is %s", host.name, state)
+            self._trust(topology)
             return topology
+
+    def _trust(self, topology: Topology) -> None:
+        """Record the hosts' SSH keys in the site's known_hosts, as production does on
+        first contact; a host booted afresh has new keys, which replace the old."""
+        results = trust(known_hosts_path(self.site),
+                        [KeyTarget(h.name, h.address) for h in topology.hosts], replace=True)
+        silent = [r.target.name for r in results if r.outcome == "unreachable"]
+        if silent:
+            raise LabError(f"no SSH host key read from {', '.join(silent)}",
+                           hint="see 'planb lab status'")
 
     # -- one host: power off and on, disk kept ----------------------------------------
 

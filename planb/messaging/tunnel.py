@@ -35,6 +35,7 @@ from pathlib import Path
 
 from planb.config import SiteConfig
 from planb.errors import PlanbError
+from planb.hostkeys import is_key_refusal, refusal_error
 from planb.inventory import FALLBACK_MESSAGING, InventoryHost, SshTarget, hosts_in
 from planb.messaging.admin_api import unix_connection, unix_url
 from planb.polling import poll_until
@@ -136,6 +137,8 @@ def admin_tunnel(target: SshTarget, *, timeout: float = 30.0) -> Iterator[str]:
     socket_path = folder / SOCKET_NAME
     try:
         started = _start(target, socket_path, timeout)
+        if isinstance(started, str) and target.known_hosts and is_key_refusal(started):
+            raise refusal_error(target.key_target, Path(target.known_hosts))
         if isinstance(started, str):
             raise TunnelError(
                 f"cannot reach Synapse's admin API on {target.name} ({target.address}) "

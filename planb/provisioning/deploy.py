@@ -9,7 +9,8 @@ from pathlib import Path
 import planb
 from planb.bundle.build import default_output
 from planb.config import SiteConfig
-from planb.inventory import check_inventory
+from planb.hostkeys import HostKeyError, TrustResult, known_hosts_path
+from planb.inventory import check_inventory, load_hosts, require_trusted_hosts, trust_hosts
 from planb.provisioning.results import PlaybookResult, ProgressEvent
 from planb.provisioning.runner import new_run_dir, run_playbook
 from planb.schema import as_plain
@@ -76,18 +77,34 @@ def run_deploy(
 
     Extra vars: ``planb_action=deploy`` and ``planb_site=<site>`` (no secrets: those
     come from the inventory's vault). Raises :class:`ConfigError` for a missing
-    inventory and :class:`Interrupted` (exit 130) if the run was canceled.
+    inventory, :class:`~planb.hostkeys.HostKeyError` when a host has no SSH key recorded
+    (:func:`trust_new_hosts` first) and :class:`Interrupted` (exit 130) if the run was
+    canceled.
     """
     inventory = check_inventory(site)
+    require_trusted_hosts(site, load_hosts(site))
     run_dir = new_run_dir(site.state_dir, playbook)
     result = run_playbook(
         playbook, inventory, run_dir=run_dir, limit=limit, tags=tags, check=check,
-        extravars=deploy_vars(site),
+        extravars=deploy_vars(site), known_hosts=known_hosts_path(site),
         verbose=verbose, on_event=on_event, cancel=cancel,
     )
     if result.status == "canceled":
         result.raise_for_status()
     return result
+
+
+def trust_new_hosts(site: SiteConfig) -> list[TrustResult]:
+    """Record the SSH keys of the hosts that have none recorded yet (first contact);
+    :class:`HostKeyError` if one of them does not answer. Keys already recorded are
+    never replaced here."""
+    results = trust_hosts(site, new_only=True)
+    silent = [r.target.name for r in results if r.outcome == "unreachable"]
+    if silent:
+        raise HostKeyError(f"could not read the SSH host key of {', '.join(silent)} "
+                           "(ssh-keyscan got no answer)",
+                           hint="check that the hosts are up and reachable on their SSH port")
+    return results
 
 
 def deploy(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from planb.errors import Interrupted, PlaybookFailed
+from planb.hostkeys import is_key_refusal
 
 Status = Literal["successful", "failed", "canceled", "timeout"]
 Event = Mapping[str, Any]
@@ -63,8 +64,18 @@ class TaskFailure:
 
     def describe(self) -> str:
         """One line for a person: host, task, play and what went wrong."""
+        if self.key_refused:
+            return (f"{self.host}: ssh refused its host key (not the one recorded in the "
+                    "site's known_hosts, or none recorded): planb did not connect. A new host: "
+                    "'planb hosts trust'; a key that changed on purpose: check its fingerprint "
+                    f"on the host's console, then 'planb hosts trust --replace {self.host}'")
         what = "unreachable during" if self.unreachable else "failed"
         return f"{self.host}: {what} task '{self.task}' (play '{self.play}'): {self.message}"
+
+    @property
+    def key_refused(self) -> bool:
+        """Whether ssh refused the host's key (see :mod:`planb.hostkeys`)."""
+        return self.unreachable and is_key_refusal(self.message)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import shutil
 import sys
 import threading
@@ -30,6 +31,7 @@ from typing import Any
 import planb
 from planb.errors import ConfigError, PlanbError, PrerequisiteError, UsageError
 from planb.files import write_atomic
+from planb.hostkeys import ssh_options
 from planb.provisioning.results import EventTally, PlaybookResult, ProgressEvent, Status
 
 log = logging.getLogger(__name__)
@@ -44,15 +46,26 @@ _STATUSES: tuple[Status, ...] = ("successful", "failed", "canceled", "timeout")
 _KEPT_ENV = ("PATH", "HOME", "LANG", "USER")
 
 
-def ansible_env() -> dict[str, str]:
-    """Environment planb gives Ansible: roles path, no host key prompts, plain readable output.
+#: Ansible's own default ssh_args, kept in front of the host key options.
+_SSH_ARGS = "-C -o ControlMaster=auto -o ControlPersist=60s"
 
-    PATH starts with planb's own environment, so its ``ansible-playbook`` is the one run.
+
+def ansible_env(known_hosts: Path | None = None) -> dict[str, str]:
+    """Environment planb gives Ansible: roles path, host keys checked, plain readable output.
+
+    Host keys are always checked (never prompted for). With ``known_hosts`` (the site's,
+    :func:`planb.hostkeys.known_hosts_path`) only its keys are accepted: the options go
+    in ssh_args, which Ansible puts before the inventory's ``ansible_ssh_common_args``,
+    and ssh keeps the first value of an option, so an inventory's old
+    ``StrictHostKeyChecking=no`` cannot turn the check off. PATH starts with planb's own
+    environment, so its ``ansible-playbook`` is the one run.
     """
+    ssh_args = [_SSH_ARGS, shlex.join(ssh_options(known_hosts))] if known_hosts else [_SSH_ARGS]
     return {
         "PATH": os.pathsep.join([_ansible_bin_dir(), os.environ.get("PATH", os.defpath)]),
         "ANSIBLE_ROLES_PATH": str(ROLES_PATH),
-        "ANSIBLE_HOST_KEY_CHECKING": "False",
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
+        "ANSIBLE_SSH_ARGS": " ".join(ssh_args),
         "ANSIBLE_PIPELINING": "True",
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_FORCE_COLOR": "0",
@@ -101,8 +114,12 @@ def run_playbook(
     on_event: Callable[[ProgressEvent], None] | None = None,
     cancel: Callable[[], bool] | None = None,
     timeout_s: int | None = None,
+    known_hosts: Path | None = None,
 ) -> PlaybookResult:
     """Run ``playbook`` on ``inventory`` and return what happened; never raises for a failed play.
+
+    ``known_hosts``: the site's recorded SSH host keys, the only ones accepted (see
+    :func:`ansible_env`).
 
     ``run_dir`` is the run's private data dir (see :func:`new_run_dir`). ``on_event``
     receives progress from the runner's thread. ``cancel`` is polled a few times a
@@ -140,7 +157,7 @@ def run_playbook(
     (run_dir / "env" / "settings").write_text(
         json.dumps({"pexpect_timeout": _POLL_S, "suppress_ansible_output": True}) + "\n",
         encoding="utf-8")
-    env = ansible_env()
+    env = ansible_env(known_hosts)
     kwargs: dict[str, Any] = {
         "private_data_dir": str(run_dir),
         "ident": ARTIFACTS_IDENT,

@@ -17,6 +17,7 @@ from pathlib import Path
 import testinfra
 from testinfra.host import Host
 
+from planb.hostkeys import HostKeyError, is_key_refusal, refusal_error
 from planb.inventory import InventoryHost
 
 _SSH_TIMEOUT = 10
@@ -45,11 +46,19 @@ class HostConnections:
         address = f"[{ssh.address}]" if ":" in ssh.address else ssh.address
         spec = (f"ssh://{ssh.user + '@' if ssh.user else ''}{address}"
                 f"{':' + str(ssh.port) if ssh.port else ''}")
-        extra = " ".join(shlex.quote(o) for o in ssh.options)
-        return testinfra.get_host(spec, ssh_identity_file=ssh.key_file,
-                                  ssh_extra_args=extra or None, timeout=_SSH_TIMEOUT,
-                                  controlpersist=30,
-                                  controlpath=str(self._control_path(host)))
+        extra = " ".join(shlex.quote(o) for o in ssh.option_args())
+        remote = testinfra.get_host(spec, ssh_identity_file=ssh.key_file,
+                                    ssh_extra_args=extra or None, timeout=_SSH_TIMEOUT,
+                                    controlpersist=30,
+                                    controlpath=str(self._control_path(host)))
+        if ssh.known_hosts:
+            # The first command opens the connection: a refused host key is told as
+            # planb tells it (host and fix), not as ssh's raw banner on every check.
+            first = remote.run("true")
+            if first.rc == 255 and is_key_refusal(first.stderr):
+                refused = refusal_error(ssh.key_target, Path(ssh.known_hosts))
+                raise HostKeyError(f"{refused} ({refused.hint})")
+        return remote
 
     def close(self) -> None:
         """Stop the SSH master connections and remove their sockets."""

@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 import planb
 from planb.cli.main import app
 from planb.config import SiteConfig
+from planb.hostkeys import known_hosts_path
 from planb.inventory import check_inventory
 from planb.lab.network import link_names
 from planb.provisioning import new_run_dir, run_playbook
@@ -67,7 +68,8 @@ def ensure_standby(session: LabSession) -> None:
         result = run_playbook(playbook, check_inventory(session.site),
                               run_dir=new_run_dir(session.site.state_dir, playbook),
                               extravars=deploy_vars(session.site)
-                              | {"planb_failover_mode": "standby"})
+                              | {"planb_failover_mode": "standby"},
+                              known_hosts=known_hosts_path(session.site))
         assert result.ok, result
 
 

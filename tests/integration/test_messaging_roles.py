@@ -23,6 +23,7 @@ import pytest
 
 from planb import PLAYBOOKS_DIR
 from planb.config import SiteConfig
+from planb.hostkeys import known_hosts_path
 from planb.lab.lab import Lab
 from planb.provisioning import PlaybookResult, new_run_dir, run_playbook
 from planb.provisioning.deploy import deploy_vars
@@ -103,7 +104,8 @@ def _login(d: Deployed, user: str, password: str) -> tuple[int, dict[str, object
 def _failover(d: Deployed, mode: str) -> PlaybookResult:
     extravars = deploy_vars(d.site) | {"planb_failover_mode": mode}
     return run_playbook(FAILOVER, d.site.inventory_dir,
-                        run_dir=new_run_dir(d.site.state_dir, FAILOVER), extravars=extravars)
+                        run_dir=new_run_dir(d.site.state_dir, FAILOVER), extravars=extravars,
+                        known_hosts=known_hosts_path(d.site))
 
 
 def test_client_api_answers_through_nginx_over_tls(deployed: Deployed) -> None:

@@ -33,6 +33,7 @@ from planb.config import SiteConfig
 from planb.directory.identifiers import localpart_for, room_aliases
 from planb.directory.ldap_source import read_primary
 from planb.directory.sync import Sync
+from planb.hostkeys import known_hosts_path
 from planb.lab.agents import agent_password
 from planb.messaging.admin_api import AdminApi, quote
 from planb.messaging.announce import announce
@@ -176,7 +177,8 @@ def _failover(site: SiteConfig, mode: str) -> None:
                           run_dir=new_run_dir(site.state_dir, FAILOVER),
                           extravars={"planb_action": "failover", "planb_site": site.site,
                                      "planb_state_dir": str(site.state_dir),
-                                     "planb_failover_mode": mode})
+                                     "planb_failover_mode": mode},
+                          known_hosts=known_hosts_path(site))
     assert result.ok, result
 
 

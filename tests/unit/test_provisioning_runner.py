@@ -30,7 +30,7 @@ def test_ansible_env_points_at_planbs_roles_and_runs_unattended() -> None:
     roles = Path(env["ANSIBLE_ROLES_PATH"])
     assert roles == planb.PLAYBOOKS_DIR / "roles"
     assert (roles / "common" / "tasks" / "main.yml").is_file()
-    assert env["ANSIBLE_HOST_KEY_CHECKING"] == "False"
+    assert env["ANSIBLE_HOST_KEY_CHECKING"] == "True"
     assert env["ANSIBLE_PIPELINING"] == "True"
     assert env["ANSIBLE_RETRY_FILES_ENABLED"] == "False"
     # planb's own ansible-playbook comes first on PATH.
