@@ -14,10 +14,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from planb import state
 from planb.agent_fields import check_mapping
 from planb.errors import ConfigError
+from planb.i18n import Translator
 from planb.schema import Secret, as_plain, load_yaml_as
 
 log = logging.getLogger(__name__)
@@ -256,6 +258,12 @@ class SiteConfig:
     deploy: DeployConfig = field(default_factory=DeployConfig)
     crisis_cell: CrisisCellConfig = field(default_factory=CrisisCellConfig)
     reports: ReportsConfig = field(default_factory=ReportsConfig)
+    #: The language of what people read outside the terminal (reports, runbooks, the
+    #: contact sheet, announcements): en (the default, so older sites do not change) or fr.
+    language: Literal["en", "fr"] = "en"
+    #: The time zone those documents show times in (with the UTC offset); empty: UTC in
+    #: English, deploy.timezone (Europe/Paris by default) in French.
+    timezone: str = ""
     #: The file this was loaded from (not a YAML key).
     source: Path = field(
         default=Path(DEFAULT_CONFIG_NAME), compare=False, metadata={"internal": True}
@@ -264,6 +272,23 @@ class SiteConfig:
     def __post_init__(self) -> None:
         if not _SITE_NAME.match(self.site):
             raise ValueError(f"site {self.site!r}: use lower-case letters, digits, - and _")
+        if self.timezone:
+            try:
+                ZoneInfo(self.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"timezone {self.timezone!r} is not a known time zone "
+                                 "(e.g. Europe/Paris, UTC)") from None
+
+    @property
+    def display_timezone(self) -> str:
+        """The time zone of the documents people read (see ``timezone``)."""
+        if self.timezone:
+            return self.timezone
+        return self.deploy.timezone if self.language == "fr" else "UTC"
+
+    def translator(self) -> Translator:
+        """Messages and formats in the site's language, with its own catalogue's entries."""
+        return Translator(self.language, self.display_timezone, self.base_dir)
 
     @property
     def base_dir(self) -> Path:

@@ -65,6 +65,9 @@ class SiteSpec:
     #: Entries per page of the primary search; None: the default (500).
     primary_page_size: int | None = None
     timezone: str = "Europe/Paris"
+    #: The language of the documents people read; a new site is French unless told
+    #: otherwise (planb serves French administrations; nothing else says which).
+    language: str = "fr"
     hosts: tuple[InventoryHost, ...] = (InventoryHost("fallback1", "192.0.2.10"),)
     #: Inventory group -> host names.
     groups: dict[str, tuple[str, ...]] = field(default_factory=lambda: {

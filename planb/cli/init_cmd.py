@@ -24,6 +24,9 @@ def init(
     = "example.org",
     public_hostname: Annotated[str, typer.Option(help="Host name agents' clients connect to.")]
     = "matrix.example.org",
+    language: Annotated[str, typer.Option(
+        help="The site's 'language:' (fr or en): of its exported reports, trend page, "
+        "runbooks, contact sheet and announcements.")] = "fr",
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -40,7 +43,7 @@ def init(
     from planb.site_init import SiteSpec, write_site  # jinja2: loaded on use
 
     spec = SiteSpec(site=site, organisation=organisation, server_name=server_name,
-                    public_hostname=public_hostname)
+                    public_hostname=public_hostname, language=language)
     written = write_site(spec, directory, force=force)
     # Validate what was just written, so a bad --site or name fails here, not later.
     from planb.config import load_config

@@ -29,6 +29,7 @@ from planb.cli.report_trust import (
 from planb.engine.records import resolve_operator
 from planb.errors import UsageError
 from planb.files import write_atomic
+from planb.i18n import LANGUAGES, Translator
 from planb.reports.journal import StoredJournal
 from planb.reports.keys import KeyPaths, PassphraseSource, load_signer
 from planb.reports.store import JournalNotFound, JournalStore, journals_dir
@@ -60,6 +61,12 @@ DirOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 IdArgument = Annotated[str, typer.Argument(metavar="ID",
                                            help="Seq number, id (or its start), or file name.")]
+LanguageOption = Annotated[
+    str | None,
+    typer.Option("--language", metavar="LANG",
+                 help="Language of the page: fr or en. Default: the site's 'language:' in "
+                 "planb.yml (its 'timezone:' and its locale/ overrides too), else en."),
+]
 OutputOption = Annotated[
     Path | None,
     typer.Option("--output", "-o", metavar="FILE", dir_okay=False,
@@ -76,6 +83,18 @@ class Format(StrEnum):
 
 def _state_dir(ctx: typer.Context) -> Path:
     return options(ctx).load_site().state_dir
+
+
+def _translator(ctx: typer.Context, language: str | None) -> Translator:
+    """The site's language, time zone and catalogue overrides; ``--language`` wins."""
+    site = site_or_none(ctx)
+    if language is not None and language not in LANGUAGES:
+        raise UsageError(f"--language {language!r}: use one of {', '.join(LANGUAGES)}")
+    if site is None:
+        return Translator(language or "en")
+    if language is None or language == site.language:
+        return site.translator()
+    return Translator(language, site.timezone or None, site.base_dir)
 
 
 def _keys(ctx: typer.Context, given: list[Path] | None, *, required: bool,
@@ -290,13 +309,16 @@ def export(
     output: OutputOption = None,
     directory: DirOption = None,
     public_key: PublicKeyOption = None,
+    language: LanguageOption = None,
 ) -> None:
     """Render one journal as an exercise report, with its addenda.
 
     The report holds scope, objectives and the outcome against each, participants,
     the timeline of steps, checks and probes, observations, recommendations and
     follow-up actions, versions, footprint, and the signature state and key
-    fingerprint. Sampled agents appear as pseudonyms.
+    fingerprint. Sampled agents appear as pseudonyms. HTML and Markdown are in the
+    site's language (planb.yml 'language:', or --language); JSON and JUnit keep
+    stable English keys and words.
     """
     from planb.reports.render import render_report  # jinja2, markdown: loaded on use
     from planb.reports.render.load import load_docs
@@ -308,7 +330,7 @@ def export(
     addenda = [d for d in docs if d.data.get("kind") == "addendum"
                and isinstance(d.payload.get("target"), dict)
                and d.payload["target"].get("id") == found.id]
-    _emit(render_report(fmt.value, doc, addenda), output)
+    _emit(render_report(fmt.value, doc, addenda, _translator(ctx, language)), output)
 
 
 @app.command("trend")
@@ -317,16 +339,19 @@ def trend(
     output: OutputOption = None,
     directory: DirOption = None,
     public_key: PublicKeyOption = None,
+    language: LanguageOption = None,
 ) -> None:
     """One HTML page over all drills: RTO against the objective and the pass rate.
 
-    Charts are inline SVG, each with a data table; the page is self-contained.
+    Charts are inline SVG, each with a data table; the page is self-contained, in the
+    site's language (planb.yml 'language:', or --language).
     """
     from planb.reports.render import render_trend  # jinja2: loaded on use
     from planb.reports.render.load import load_docs
 
     folder = directory or journals_dir(_state_dir(ctx))
-    _emit(render_trend(load_docs(folder, _keys(ctx, public_key, required=False))), output)
+    _emit(render_trend(load_docs(folder, _keys(ctx, public_key, required=False)),
+                       _translator(ctx, language)), output)
 
 
 @app.command("annotate")

@@ -30,8 +30,9 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
-    """A site made by 'planb init'; returns its state dir."""
-    result = runner.invoke(app, ["init", "site"])
+    """A site made by 'planb init' (in English: these tests read English words); returns
+    its state dir."""
+    result = runner.invoke(app, ["init", "site", "--language", "en"])
     assert result.exit_code == 0, result.output
     return tmp_path / "site" / ".planb"
 
@@ -287,7 +288,7 @@ def test_report_trend(site: Path, tmp_path: Path, count: int) -> None:
     result = runner.invoke(app, ["report", "trend", "-o", str(out)])
     assert result.exit_code == 0, result.output
     page = out.read_text("utf-8")
-    assert f"{count} drill(s)" in page
+    assert f"{count} drill{'' if count == 1 else 's'}. Pass rate" in page
     assert page.count("<svg") == (2 if count else 0)
 
 

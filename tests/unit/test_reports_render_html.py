@@ -117,6 +117,6 @@ def test_trend_page_with_0_1_many_drills(site: SiteConfig, count: int) -> None:
     # The page's, each chart's, each drill's mark and each month's bar.
     months = {j.payload["started_at"][:7] for j in journals}
     assert html.count("<title") == 1 + 2 + count + len(months)
-    assert f"{count} drill(s)" in html
+    assert f"{count} drill{'' if count == 1 else 's'}. Pass rate" in html
     rows = re.findall(r'<tr><th scope="row" class="num">(\d+)</th>', html)
     assert rows == [str(j.seq) for j in journals]

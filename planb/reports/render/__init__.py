@@ -15,6 +15,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from planb.i18n import Translator
 from planb.reports.render.html import render_html, render_trend_html
 from planb.reports.render.junit import render_junit
 from planb.reports.render.markdown import render_markdown
@@ -25,13 +26,17 @@ FORMATS = ("html", "md", "json", "junit")
 REPORT_FORMAT = "planb-report/1"
 
 
-def render_report(fmt: str, doc: JournalDoc, addenda: Sequence[JournalDoc] = ()) -> str:
-    """``doc`` (with its ``addenda``) rendered as ``fmt``: html, md, json or junit."""
+def render_report(fmt: str, doc: JournalDoc, addenda: Sequence[JournalDoc] = (),
+                  tr: Translator | None = None) -> str:
+    """``doc`` (with its ``addenda``) rendered as ``fmt``: html, md, json or junit.
+
+    HTML and Markdown are for people, in ``tr``'s language (English by default); JSON
+    and JUnit are for machines and stay in English (stable keys and words).
+    """
+    if fmt in ("html", "md"):
+        view = build_view(doc, addenda, tr)
+        return render_html(view, tr) if fmt == "html" else render_markdown(view, tr)
     view = build_view(doc, addenda)
-    if fmt == "html":
-        return render_html(view)
-    if fmt == "md":
-        return render_markdown(view)
     if fmt == "junit":
         return render_junit(view)
     if fmt == "json":
@@ -47,9 +52,9 @@ def render_report(fmt: str, doc: JournalDoc, addenda: Sequence[JournalDoc] = ())
     raise ValueError(f"unknown report format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
-def render_trend(docs: Sequence[JournalDoc]) -> str:
-    """The trend page (HTML) over the drill journals among ``docs``."""
-    return render_trend_html(build_trend(docs))
+def render_trend(docs: Sequence[JournalDoc], tr: Translator | None = None) -> str:
+    """The trend page (HTML) over the drill journals among ``docs``, in ``tr``'s language."""
+    return render_trend_html(build_trend(docs, tr), tr)
 
 
 __all__ = ["FORMATS", "JournalDoc", "Verification", "build_view", "render_report",

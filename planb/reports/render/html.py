@@ -8,36 +8,39 @@ The only markup passed through unescaped is the trend's SVG, which
 
 from __future__ import annotations
 
-import functools
-
 import jinja2
 from markupsafe import Markup
 
 import planb
+from planb.i18n import Translator, english
 from planb.reports.render.trend import TrendView
 from planb.reports.render.view import ReportView
 
-LANG = "en"
 
-
-@functools.cache
-def environment() -> jinja2.Environment:
-    """The Jinja2 environment of the report templates (autoescape on, strict undefined)."""
-    return jinja2.Environment(
+def environment(tr: Translator | None = None) -> jinja2.Environment:
+    """The Jinja2 environment of the report templates (autoescape on, strict undefined),
+    with ``tr``'s messages for ``{% trans %}`` and ``_()`` (catalogue text is trusted
+    markup; the values put into it are escaped)."""
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("planb", "data/report"),
         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=False,
-        keep_trailing_newline=True,
+        keep_trailing_newline=True, extensions=["jinja2.ext.i18n"],
     )
+    env.policies["ext.i18n.trimmed"] = True
+    (tr or english()).install(env)
+    return env
 
 
-def render_html(view: ReportView) -> str:
-    """The report page of one journal."""
-    return environment().get_template("report.html.j2").render(
-        v=view, lang=LANG, version=planb.__version__)
+def render_html(view: ReportView, tr: Translator | None = None) -> str:
+    """The report page of one journal, in ``tr``'s language (English by default)."""
+    tr = tr or english()
+    return environment(tr).get_template("report.html.j2").render(
+        v=view, lang=tr.language, version=planb.__version__)
 
 
-def render_trend_html(trend: TrendView) -> str:
+def render_trend_html(trend: TrendView, tr: Translator | None = None) -> str:
     """The trend page over all drills (inline SVG charts and their data tables)."""
-    return environment().get_template("trend.html.j2").render(
+    tr = tr or english()
+    return environment(tr).get_template("trend.html.j2").render(
         t=trend, rto_svg=Markup(trend.rto_svg), pass_svg=Markup(trend.pass_svg),
-        lang=LANG, version=planb.__version__)
+        lang=tr.language, version=planb.__version__)

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 import planb
+from planb.i18n import Translator, english
 from planb.reports.render.view import NONE_RECORDED, Note, ReportView, Status
 
 _SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
@@ -24,81 +25,97 @@ def md(value: object) -> str:
     return _SPECIAL.sub(r"\\\1", text)
 
 
-def render_markdown(view: ReportView) -> str:
-    """The report of one journal as Markdown."""
+def render_markdown(view: ReportView, tr: Translator | None = None) -> str:
+    """The report of one journal as Markdown, in ``tr``'s language (English by default)."""
+    tr = tr or english()
+    _ = tr._
+    none = _none(tr)
     out: list[str] = [f"# {md(view.title)}", ""]
-    place = " · ".join(x for x in (view.organisation, f"site {view.site}" if view.site else "")
-                       if x)
+    site = _("site %(site)s") % {"site": view.site} if view.site else ""
+    place = " · ".join(x for x in (view.organisation, site) if x)
     if place:
         out += [md(place), ""]
-    out += [f"**Outcome: {_status(view.status)}**", "", md(view.summary), ""]
-    out += ["## Summary", ""]
-    facts = [("Outcome", _status(view.status))]
+    outcome = _("Outcome:")
+    out += [f"**{outcome} {_status(view.status)}**", "", md(view.summary), ""]
+    out += ["## " + _("Summary"), ""]
+    facts = [(_("Outcome"), _status(view.status))]
     if view.rto:
-        facts += [("Recovery time (RTO)", md(view.rto.measured or "not measured")),
-                  ("RTO objective", md(view.rto.objective or "not set")),
-                  ("RTO against objective", _status(view.rto.outcome))]
-    facts += [("Journal", f"`{view.file}`"), ("Written", md(view.created_at)),
-              ("Signature", _status(view.signature.status))]
+        facts += [(_("Recovery time (RTO)"), md(view.rto.measured or _("not measured"))),
+                  (_("RTO objective"), md(view.rto.objective or _("not set"))),
+                  (_("RTO against objective"), _status(view.rto.outcome))]
+    facts += [(_("Journal"), f"`{view.file}`"), (_("Written"), md(view.created_at)),
+              (_("Signature"), _status(view.signature.status))]
     out += _facts(facts)
-    out += ["## Scope", ""]
-    out += _facts([(md(k), md(v)) for k, v in view.scope]) if view.scope else _none()
+    out += ["## " + _("Scope"), ""]
+    out += _facts([(md(k), md(v)) for k, v in view.scope]) if view.scope else none
     if view.details:
-        out += ["### Recorded details", "", *_facts([(md(k), md(v)) for k, v in view.details])]
-    out += ["## Objectives and outcome", ""]
-    out += _table(("Objective", "Target", "Measured", "Outcome"),
+        out += ["### " + _("Recorded details"), "",
+                *_facts([(md(k), md(v)) for k, v in view.details])]
+    out += ["## " + _("Objectives and outcome"), ""]
+    out += _table((_("Objective"), _("Target"), _("Measured"), _("Outcome")),
                   [(md(o.name), md(o.target), md(o.measured), _status(o.outcome))
-                   for o in view.objectives])
-    out += ["## Participants", ""]
+                   for o in view.objectives], none)
+    out += ["## " + _("Participants"), ""]
     out += [f"- **{md(p.role)}**: {md(p.name)}" for p in view.participants] + [""] \
-        if view.participants else _none()
-    on = f", on {view.timeline_day}" if view.timeline_day else ""
-    out += ["## Timeline", "", f"Steps in the order they ran (times in UTC{on}).", ""]
-    out += _table(("Phase", "Step", "Action", "Start", "Duration", "Status", "Detail"),
-                  [(md(s.phase + (f" (round {s.round})" if s.round else "")), md(s.name),
-                    md(s.action), md(s.started_at), md(s.duration), _status(s.status),
-                    md(s.detail)) for s in view.timeline])
+        if view.participants else none
+    if view.timeline_day:
+        caption = _("Steps in the order they ran (times in %(zone)s, on %(day)s)") % {
+            "zone": view.timezone, "day": view.timeline_day}
+    else:
+        caption = _("Steps in the order they ran (times in %(zone)s)") % {"zone": view.timezone}
+    out += ["## " + _("Timeline"), "", md(caption) + ".", ""]
+    out += _table((_("Phase"), _("Step"), _("Action"), _("Start"), _("Duration"), _("Status"),
+                   _("Detail")),
+                  [(md(s.phase + (" " + _("(round %(n)s)") % {"n": s.round} if s.round else "")),
+                    md(s.name), md(s.action), md(s.started_at), md(s.duration),
+                    _status(s.status), md(s.detail)) for s in view.timeline], none)
     if view.rounds:
-        out += ["### Verify rounds", ""]
-        out += _table(("Round", "Start", "Duration", "Result", "Failing"),
+        out += ["### " + _("Verify rounds"), ""]
+        out += _table((_("Round"), _("Start"), _("Duration"), _("Result"), _("Failing")),
                       [(str(r.number), md(r.started_at), md(r.duration), _status(r.status),
-                        md(r.failing)) for r in view.rounds])
+                        md(r.failing)) for r in view.rounds], none)
     outputs = [s for s in view.timeline if s.output]
     if outputs:
-        out += ["### Step outputs", ""]
+        out += ["### " + _("Step outputs"), ""]
         for s in outputs:
             out += [f"**{md(s.phase)}: {md(s.name)}** ({s.status.word})", "",
                     *_fence(s.output), ""]
-    out += ["## Checks and probes", "", "Subjects are pseudonymised.", ""]
-    out += _table(("Step", "Probe", "Subject", "Result", "Duration", "Detail"),
+    out += ["## " + _("Checks and probes"), "", _("Subjects are pseudonymised."), ""]
+    out += _table((_("Step"), _("Probe"), _("Subject"), _("Result"), _("Duration"),
+                   _("Detail")),
                   [(md(p.step), md(p.name), md(p.subject or "—"), _status(p.status),
-                    md(p.duration), md(p.detail)) for p in view.probes])
-    out += ["## Observations", "", *_notes(view.observations)]
-    out += ["## Recommendations and follow-up actions", "", *_notes(view.recommendations)]
-    out += ["## Environment", "", "### Versions", ""]
-    out += _facts([(md(k), md(v)) for k, v in view.versions]) if view.versions else _none()
-    out += ["### Footprint", ""]
-    out += _table(("Host", "Service", "Memory", "Disk"),
+                    md(p.duration), md(p.detail)) for p in view.probes], none)
+    out += ["## " + _("Observations"), "", *_notes(view.observations, none)]
+    out += ["## " + _("Recommendations and follow-up actions"), "",
+            *_notes(view.recommendations, none)]
+    out += ["## " + _("Environment"), "", "### " + _("Versions"), ""]
+    out += _facts([(md(k), md(v)) for k, v in view.versions]) if view.versions else none
+    out += ["### " + _("Footprint"), ""]
+    out += _table((_("Host"), _("Service"), _("Memory"), _("Disk")),
                   [(md(f.host), md(f.service), md(f.memory), md(f.disk))
-                   for f in view.footprint])
+                   for f in view.footprint], none)
     sig = view.signature
-    out += ["## Signature and chain", ""]
+    out += ["## " + _("Signature and chain"), ""]
     out += _facts([
-        ("State", _status(sig.status) + (f" — {md(sig.problem)}" if sig.problem else "")),
-        ("Signing key fingerprint", f"`{sig.key_fingerprint}`"),
-        *([("Verified with", f"`{sig.verified_by}`")] if sig.verified_by else []),
-        ("Journal SHA-256", f"`{sig.sha256}`"),
-        ("Previous journal SHA-256", f"`{sig.previous_sha256}`" if sig.previous_sha256
-         else "none (first journal)"),
-        ("Journal id", f"`{md(view.journal_id)}`"),
+        (_("State"), _status(sig.status) + (f" — {md(sig.problem)}" if sig.problem else "")),
+        (_("Signing key fingerprint"), f"`{sig.key_fingerprint}`"),
+        *([(_("Verified with"), f"`{sig.verified_by}`")] if sig.verified_by else []),
+        (_("Journal SHA-256"), f"`{sig.sha256}`"),
+        (_("Previous journal SHA-256"), f"`{sig.previous_sha256}`" if sig.previous_sha256
+         else _("none (first journal)")),
+        (_("Journal id"), f"`{md(view.journal_id)}`"),
     ])
     if view.addenda:
-        out += ["### Addenda", ""]
-        out += _table(("Addendum", "Written", "Author", "Signature", "Observations", "Actions"),
+        out += ["### " + _("Addenda"), ""]
+        out += _table((_("Addendum"), _("Written"), _("Author"), _("Signature"),
+                       _("Observations"), _("Actions")),
                       [(f"`{a.file}`", md(a.created_at), md(a.author), _status(a.signature),
-                        str(len(a.observations)), str(len(a.actions))) for a in view.addenda])
-    out += ["---", "", f"Rendered by planb {planb.__version__} from `{view.file}`. Check it "
-            "with only the public key: `planb report verify --public-key signing.pub DIR`.", ""]
+                        str(len(a.observations)), str(len(a.actions))) for a in view.addenda],
+                      none)
+    out += ["---", "", _("Rendered by planb %(version)s from %(file)s. Check it with only the "
+                         "public key: %(command)s.") % {
+        "version": planb.__version__, "file": f"`{view.file}`",
+        "command": "`planb report verify --public-key signing.pub DIR`"}, ""]
     return "\n".join(out)
 
 
@@ -106,23 +123,24 @@ def _status(status: Status) -> str:
     return f"{status.symbol} {status.word}"
 
 
-def _none() -> list[str]:
-    return [f"_{NONE_RECORDED}_", ""]
+def _none(tr: Translator) -> list[str]:
+    return [f"_{tr._(NONE_RECORDED)}_", ""]
 
 
 def _facts(rows: Iterable[tuple[str, str]]) -> list[str]:
     return [f"- **{label}**: {value}" for label, value in rows] + [""]
 
 
-def _notes(notes: Sequence[Note]) -> list[str]:
+def _notes(notes: Sequence[Note], none: list[str]) -> list[str]:
     if not notes:
-        return _none()
+        return none
     return [f"- {md(n.text)} ({md(n.source)})" for n in notes] + [""]
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]],
+           none: list[str]) -> list[str]:
     if not rows:
-        return _none()
+        return none
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return [*lines, ""]

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from planb.i18n import N_, Translator, english
 from planb.reports.render.pseudonyms import Pseudonyms
 from planb.reports.render.view import (
     AddendumView,
@@ -33,17 +34,17 @@ from planb.reports.render.view import (
     SignatureView,
     Status,
     TimelineStep,
-    seconds,
-    size,
     status_of,
     text,
-    when,
 )
 from planb.reports.summary import as_mapping, as_number, summarise
 
 PHASE_NAMES = {
-    "steady_state": "steady state (before)", "fault": "fault", "activate": "activate",
-    "verify": "verify", "restore": "restore", "steady_state_after": "steady state (after)",
+    "steady_state": N_("steady state (before)"), "fault": N_("fault"),
+    "activate": N_("activate"), "verify": N_("verify"), "restore": N_("restore"),
+    "steady_state_after": N_("steady state (after)"),
+    # failover events
+    "activation": N_("activation"), "deactivation": N_("deactivation"),
 }
 
 
@@ -71,31 +72,36 @@ class JournalDoc:
         return payload if isinstance(payload, Mapping) else {}
 
 
-def build_view(doc: JournalDoc, addenda: Sequence[JournalDoc] = ()) -> ReportView:
-    """The report view of ``doc``, with the ``addenda`` that annotate it (oldest first)."""
+def build_view(doc: JournalDoc, addenda: Sequence[JournalDoc] = (),
+               tr: Translator | None = None) -> ReportView:
+    """The report view of ``doc``, with the ``addenda`` that annotate it (oldest first),
+    in ``tr``'s language and time zone (English, UTC by default)."""
+    tr = tr or english()
     names = Pseudonyms()
     kind = text(doc.data.get("kind")) or "journal"
     payload = doc.payload
     _register_subjects(payload, names)  # before any text is rendered
-    notes = [_addendum(a, names) for a in addenda]
+    notes = [_addendum(a, names, tr) for a in addenda]
     base: dict[str, Any] = {
         "kind": kind, "journal_id": text(doc.data.get("id")), "file": doc.file,
-        "seq": int(doc.data.get("seq") or 0), "created_at": when(doc.data.get("created_at")),
+        "seq": int(doc.data.get("seq") or 0), "created_at": tr.when(doc.data.get("created_at")),
         "organisation": text(payload.get("organisation")),
         "site": text(payload.get("site")),
-        "signature": _signature(doc), "addenda": tuple(notes),
+        "signature": _signature(doc, tr), "addenda": tuple(notes),
+        "language": tr.language, "timezone": tr.zone_label(),
     }
-    people = tuple(Participant("annotated the report", a.author) for a in notes)
+    people = tuple(Participant(tr._("annotated the report"), a.author) for a in notes)
     observations = tuple(Note(o, f"{a.author}, {a.created_at}") for a in notes
                          for o in a.observations)
     actions = tuple(Note(o, f"{a.author}, {a.created_at}") for a in notes for o in a.actions)
     if kind == "drill":
-        view = _drill(payload, names, base)
+        view = _drill(payload, names, base, tr)
     elif kind == "failover":
-        view = _failover(payload, names, base)
+        view = _failover(payload, names, base, tr)
     else:
-        view = ReportView(title=f"Journal {doc.file}", status=status_of(payload.get("status")
-                          or "recorded"), summary=f"A {kind} journal.",
+        view = ReportView(title=tr._("Journal %(file)s") % {"file": doc.file},
+                          status=status_of(payload.get("status") or "recorded", tr),
+                          summary=tr._("A %(kind)s journal.") % {"kind": kind},
                           details=tuple((k, names.text(_brief(v))) for k, v in payload.items()),
                           **base)
     return replace(view, participants=view.participants + people,
@@ -104,168 +110,217 @@ def build_view(doc: JournalDoc, addenda: Sequence[JournalDoc] = ()) -> ReportVie
                     hidden_subjects=names.hidden)
 
 
-def _drill(p: Mapping[str, Any], names: Pseudonyms, base: dict[str, Any]) -> ReportView:
+def _drill(p: Mapping[str, Any], names: Pseudonyms, base: dict[str, Any],
+           tr: Translator) -> ReportView:
+    _ = tr._
     scenario = as_mapping(p.get("scenario"))
-    name = text(scenario.get("name") or p.get("scenario")) or "unnamed scenario"
-    status = status_of(p.get("status"))
-    rto = _rto(p)
+    name = text(scenario.get("name") or p.get("scenario")) or _("unnamed scenario")
+    status = status_of(p.get("status"), tr)
+    rto = _rto(p, tr)
     steady = as_mapping(p.get("steady_states"))
     before, after = as_mapping(steady.get("before")), as_mapping(steady.get("after"))
     steps = [*_list(before.get("probes")), *_list(p.get("run")), *_list(p.get("rollbacks")),
              *_list(after.get("probes"))]
-    day = text(p.get("started_at"))[:10]
-    timeline = tuple(_step(s, names, day) for s in steps)
-    probes = tuple(_probe(s, probe, names) for s in steps for probe in _list(s.get("probes")))
-    rounds = tuple(RoundRow(int(r.get("round") or 0), when(r.get("started_at")),
-                            seconds(r.get("duration_seconds")), status_of(bool(r.get("passed"))),
+    day = tr.day(p.get("started_at"))
+    timeline = tuple(_step(s, names, tr, day) for s in steps)
+    probes = tuple(_probe(s, probe, names, tr) for s in steps
+                   for probe in _list(s.get("probes")))
+    rounds = tuple(RoundRow(int(r.get("round") or 0), tr.when(r.get("started_at")),
+                            tr.seconds(r.get("duration_seconds")),
+                            status_of(bool(r.get("passed")), tr),
                             names.text(", ".join(text(f) for f in _strings(r.get("failing")))))
                    for r in _list(p.get("verify_rounds")))
     restore = _list(p.get("rollbacks"))
+    passed = sum(1 for r in rounds if r.status.tone == "pass")
+    restored = sum(1 for s in restore if s.get("status") == "ok")
     objectives = (
-        Objective("Recovery time", f"≤ {rto.objective}" if rto.objective else "not set",
-                  rto.measured or "not measured", rto.outcome),
-        _steady_objective("Steady state before the fault", before),
-        Objective("Fallback verified (checks and probes)", "one verify round passes",
-                  f"{sum(1 for r in rounds if r.status.tone == 'pass')} of {len(rounds)} "
-                  "round(s) passed", status_of(any(r.status.tone == "pass" for r in rounds))
-                  if rounds else status_of(None)),
-        Objective("Restore", "every restore step succeeds",
-                  f"{sum(1 for s in restore if s.get('status') == 'ok')} of {len(restore)} "
-                  "step(s) ok", status_of(all(s.get("status") == "ok" for s in restore))
-                  if restore else status_of(None)),
-        _steady_objective("Steady state after the restore", after),
+        Objective(_("Recovery time"),
+                  f"≤ {rto.objective}" if rto.objective else _("not set"),
+                  rto.measured or _("not measured"), rto.outcome),
+        _steady_objective(_("Steady state before the fault"), before, tr),
+        Objective(_("Fallback verified (checks and probes)"), _("one verify round passes"),
+                  tr.ngettext("%(passed)d of %(total)d round passed",
+                              "%(passed)d of %(total)d rounds passed", len(rounds))
+                  % {"passed": passed, "total": len(rounds)},
+                  status_of(any(r.status.tone == "pass" for r in rounds), tr)
+                  if rounds else status_of(None, tr)),
+        Objective(_("Restore"), _("every restore step succeeds"),
+                  tr.ngettext("%(ok)d of %(total)d step ok", "%(ok)d of %(total)d steps ok",
+                              len(restore)) % {"ok": restored, "total": len(restore)},
+                  status_of(all(s.get("status") == "ok" for s in restore), tr)
+                  if restore else status_of(None, tr)),
+        _steady_objective(_("Steady state after the restore"), after, tr),
     )
     subjects = sorted({row.subject for row in probes if row.subject})
-    participants = [Participant("operator (ran the drill)", text(p.get("operator")) or "unknown")]
+    participants = [Participant(_("operator (ran the drill)"),
+                                text(p.get("operator")) or _("unknown"))]
     if subjects:
         participants.append(Participant(
-            f"sampled accounts probed ({len(subjects)}, pseudonymised)", ", ".join(subjects)))
-    findings = tuple(Note(names.text(f.get("message")), f"drill finding ({text(f.get('kind'))})")
+            _("sampled accounts probed (%(count)d, pseudonymised)") % {"count": len(subjects)},
+            ", ".join(subjects)))
+    findings = tuple(Note(names.text(f.get("message")),
+                          _("drill finding (%(kind)s)") % {"kind": _kind(f.get("kind"), tr)})
                      for f in _list(p.get("findings")))
-    collector = tuple(Note(names.text(e), "collector error") for e in
+    collector = tuple(Note(names.text(e), _("collector error")) for e in
                       _strings(p.get("collector_errors")))
     scope = (
-        ("scenario", name), ("description", names.text(scenario.get("description"))),
-        ("scenario file", text(scenario.get("source"))),
-        ("scenario sha256", text(scenario.get("sha256"))),
-        ("phases", ", ".join(dict.fromkeys(PHASE_NAMES.get(text(s.get("phase")),
-                                                             text(s.get("phase")))
-                                            for s in steps))),
-        ("drill id", text(p.get("drill_id"))), ("started", when(p.get("started_at"))),
-        ("ended", when(p.get("ended_at"))), ("duration", seconds(p.get("duration_seconds"))),
+        (_("scenario"), name), (_("description"), names.text(scenario.get("description"))),
+        (_("scenario file"), text(scenario.get("source"))),
+        (_("scenario sha256"), text(scenario.get("sha256"))),
+        (_("phases"), ", ".join(dict.fromkeys(_phase(s.get("phase"), tr) for s in steps))),
+        (_("drill id"), text(p.get("drill_id"))), (_("started"), tr.when(p.get("started_at"))),
+        (_("ended"), tr.when(p.get("ended_at"))),
+        (_("duration"), tr.seconds(p.get("duration_seconds"))),
     )
-    summary = f"Drill '{name}' ended {status.word}"
+    facts = {"name": name, "status": status.word, "measured": rto.measured,
+             "objective": rto.objective}
     if rto.measured:
-        summary += f": recovery in {rto.measured} against an objective of {rto.objective}"
+        summary = _("Drill '%(name)s' ended %(status)s: recovery in %(measured)s against an "
+                    "objective of %(objective)s.") % facts
     elif rto.objective:
-        summary += f": recovery not measured (objective {rto.objective})"
+        summary = _("Drill '%(name)s' ended %(status)s: recovery not measured (objective "
+                    "%(objective)s).") % facts
+    else:
+        summary = _("Drill '%(name)s' ended %(status)s.") % facts
     return ReportView(
-        title=f"Drill report: {name}", status=status, summary=summary + ".", rto=rto,
-        timeline_day=day,
+        title=_("Drill report: %(name)s") % {"name": name}, status=status, summary=summary,
+        rto=rto, timeline_day=day,
         scope=tuple((k, v) for k, v in scope if v), objectives=objectives,
         participants=tuple(participants), timeline=timeline, rounds=rounds, probes=probes,
         observations=findings + collector,
-        versions=tuple((k, text(v) or "not known")
+        versions=tuple((k, text(v) or _("not known"))
                        for k, v in as_mapping(p.get("versions")).items()),
         footprint=tuple(FootprintRow(text(f.get("host")), text(f.get("service")),
-                                     size(f.get("memory_bytes")), size(f.get("disk_bytes")))
+                                     tr.size(f.get("memory_bytes")), tr.size(f.get("disk_bytes")))
                         for f in _list(p.get("footprint"))),
         **base)
 
 
-def _failover(p: Mapping[str, Any], names: Pseudonyms, base: dict[str, Any]) -> ReportView:
-    event = text(p.get("event")) or "transition"
-    status = status_of(p.get("result"))
+#: Journal kinds, as the report's header names them.
+KIND_NAMES = (N_("drill"), N_("failover"), N_("journal"), N_("addendum"), N_("key-rotation"))
+_KINDS = {"failed": N_("failed"), "deviated": N_("deviated"), "interrupted": N_("interrupted")}
+
+
+def _kind(value: Any, tr: Translator) -> str:
+    word = text(value)
+    return tr._(_KINDS[word]) if word in _KINDS else word
+
+
+def _phase(value: Any, tr: Translator) -> str:
+    phase = text(value)
+    return tr._(PHASE_NAMES[phase]) if phase in PHASE_NAMES else phase
+
+
+def _failover(p: Mapping[str, Any], names: Pseudonyms, base: dict[str, Any],
+              tr: Translator) -> ReportView:
+    _ = tr._
+    event_key = text(p.get("event")) or "transition"
+    event = _phase(event_key, tr) if event_key in PHASE_NAMES else event_key
+    status = status_of(p.get("result"), tr)
     steps = _list(p.get("steps"))
-    day = text(p.get("started_at"))[:10]
-    timeline = tuple(_step({**s, "phase": event}, names, day) for s in steps)
-    completed = status_of(p.get("result") == "completed")
+    day = tr.day(p.get("started_at"))
+    timeline = tuple(_step({**s, "phase": event_key}, names, tr, day) for s in steps)
+    completed = status_of(p.get("result") == "completed", tr)
+    modes = f"{_mode(p.get('from_mode'), tr)} → {_mode(p.get('to_mode'), tr)}"
+    result = status_of(p.get("result"), tr).word.lower() if p.get("result") else _("unknown")
     objectives = (
-        Objective(f"{event.capitalize()} completes",
-                  f"{text(p.get('from_mode'))} → {text(p.get('to_mode'))}",
-                  text(p.get("result")) or "unknown", completed),
+        Objective(_("%(event)s completes") % {"event": event.capitalize()}, modes,
+                  result, completed),
     )
     scope = (
-        ("event", event), ("drill", text(p.get("drill"))),
-        ("incident id", text(p.get("incident_id"))), ("reason", names.text(p.get("reason"))),
-        ("mode", f"{text(p.get('from_mode'))} → {text(p.get('to_mode'))}"),
-        ("started", when(p.get("started_at"))), ("ended", when(p.get("ended_at"))),
-        ("duration", seconds(p.get("duration_seconds"))),
-        ("incident duration", seconds(p.get("incident_duration_seconds"))),
+        (_("event"), event), (_("drill"), _yes(p.get("drill"), tr)),
+        (_("incident id"), text(p.get("incident_id"))),
+        (_("reason"), names.text(p.get("reason"))),
+        (_("mode"), modes),
+        (_("started"), tr.when(p.get("started_at"))), (_("ended"), tr.when(p.get("ended_at"))),
+        (_("duration"), tr.seconds(p.get("duration_seconds"))),
+        (_("incident duration"), tr.seconds(p.get("incident_duration_seconds"))),
     )
-    warnings = tuple(Note(names.text(w), "warning") for w in _strings(p.get("warnings")))
+    warnings = tuple(Note(names.text(w), _("warning")) for w in _strings(p.get("warnings")))
     return ReportView(
-        title=f"Failover report: {event}", status=status,
-        summary=f"Failover {event} {text(p.get('result')) or 'unknown'}: "
-        f"{text(p.get('from_mode'))} → {text(p.get('to_mode'))}.",
+        title=_("Failover report: %(event)s") % {"event": event}, status=status,
+        summary=_("Failover %(event)s %(result)s: %(modes)s.")
+        % {"event": event, "result": result, "modes": modes},
         scope=tuple((k, v) for k, v in scope if v), objectives=objectives,
-        participants=(Participant("operator", text(p.get("operator")) or "unknown"),),
+        participants=(Participant(_("operator"), text(p.get("operator")) or _("unknown")),),
         timeline=timeline, timeline_day=day, observations=warnings, **base)
 
 
-def _rto(p: Mapping[str, Any]) -> Rto:
+_MODES = {"standby": N_("standby"), "active": N_("active")}
+
+
+def _mode(value: Any, tr: Translator) -> str:
+    word = text(value)
+    return tr._(_MODES[word]) if word in _MODES else word
+
+
+def _yes(value: Any, tr: Translator) -> str:
+    if isinstance(value, bool):
+        return tr._("yes") if value else tr._("no")
+    return text(value)
+
+
+def _rto(p: Mapping[str, Any], tr: Translator) -> Rto:
     summary = summarise(p)
     measured, target = summary.rto_seconds, summary.rto_objective_seconds
     if measured is None or target is None:
-        outcome = status_of(None)
+        outcome = status_of(None, tr)
     else:
-        outcome = status_of(measured <= target)
-    return Rto(seconds(measured) if measured is not None else "",
-               seconds(target) if target is not None else "", outcome, measured, target)
+        outcome = status_of(measured <= target, tr)
+    return Rto(tr.seconds(measured) if measured is not None else "",
+               tr.seconds(target) if target is not None else "", outcome, measured, target)
 
 
-def _steady_objective(name: str, steady: Mapping[str, Any]) -> Objective:
+def _steady_objective(name: str, steady: Mapping[str, Any], tr: Translator) -> Objective:
     met = steady.get("steady_state_met")
     checks = _list(steady.get("probes"))
     ok = sum(1 for c in checks if c.get("status") == "ok")
-    return Objective(name, "every steady-state check holds",
-                     f"{ok} of {len(checks)} check(s) ok" if checks else "not checked",
-                     status_of(met if isinstance(met, bool) else None))
+    measured = (tr.ngettext("%(ok)d of %(total)d check ok", "%(ok)d of %(total)d checks ok",
+                            len(checks)) % {"ok": ok, "total": len(checks)}
+                if checks else tr._("not checked"))
+    return Objective(name, tr._("every steady-state check holds"), measured,
+                     status_of(met if isinstance(met, bool) else None, tr))
 
 
-def _step(s: Mapping[str, Any], names: Pseudonyms, day: str = "") -> TimelineStep:
-    status = status_of(s.get("status"))
+def _step(s: Mapping[str, Any], names: Pseudonyms, tr: Translator,
+          day: str = "") -> TimelineStep:
+    status = status_of(s.get("status"), tr)
     output = names.text(s.get("output")).strip()
     detail = names.text(s.get("error")) or next(
         (names.text(p.get("detail")) for p in _list(s.get("probes")) if not p.get("ok")), "")
     detail = detail or (output.splitlines() or [""])[-1]
-    phase = text(s.get("phase"))
-    return TimelineStep(phase=PHASE_NAMES.get(phase, phase), name=names.text(s.get("name")),
-                        action=text(s.get("action")), started_at=_clock(s.get("started_at"), day),
-                        duration=seconds(s.get("duration_seconds")), status=status,
+    return TimelineStep(phase=_phase(s.get("phase"), tr), name=names.text(s.get("name")),
+                        action=text(s.get("action")),
+                        started_at=tr.clock(s.get("started_at"), day),
+                        duration=tr.seconds(s.get("duration_seconds")), status=status,
                         detail=detail, output=output, round=_int(s.get("round")),
                         seconds=as_number(s.get("duration_seconds")) or 0.0)
 
 
-def _clock(value: Any, day: str) -> str:
-    """A step's start: the time alone on the drill's day (``09:00:02.000``), else in full."""
-    full = when(value)
-    return full[11:].removesuffix(" UTC") if day and full.startswith(day) else full
-
-
-def _probe(step: Mapping[str, Any], probe: Mapping[str, Any], names: Pseudonyms) -> ProbeRow:
+def _probe(step: Mapping[str, Any], probe: Mapping[str, Any], names: Pseudonyms,
+           tr: Translator) -> ProbeRow:
     # The subject first: text() then hides that login wherever else it appears.
     subject = names.subject(probe.get("subject"))
     return ProbeRow(step=names.text(step.get("name")), round=_int(step.get("round")),
                     name=text(probe.get("name")), subject=subject,
-                    status=status_of("ok" if probe.get("ok") else "failed"),
-                    duration=seconds(probe.get("duration_seconds")),
+                    status=status_of("ok" if probe.get("ok") else "failed", tr),
+                    duration=tr.seconds(probe.get("duration_seconds")),
                     detail=names.text(probe.get("detail")),
                     seconds=as_number(probe.get("duration_seconds")) or 0.0)
 
 
-def _addendum(doc: JournalDoc, names: Pseudonyms) -> AddendumView:
+def _addendum(doc: JournalDoc, names: Pseudonyms, tr: Translator) -> AddendumView:
     p = doc.payload
-    return AddendumView(file=doc.file, created_at=when(doc.data.get("created_at")),
-                        author=text(p.get("author")) or "unknown",
-                        signature=_signature(doc).status,
+    return AddendumView(file=doc.file, created_at=tr.when(doc.data.get("created_at")),
+                        author=text(p.get("author")) or tr._("unknown"),
+                        signature=_signature(doc, tr).status,
                         observations=tuple(names.text(o) for o in _strings(p.get("observations"))),
                         actions=tuple(names.text(a) for a in _strings(p.get("actions"))))
 
 
-def _signature(doc: JournalDoc) -> SignatureView:
+def _signature(doc: JournalDoc, tr: Translator) -> SignatureView:
     v = doc.verification
-    return SignatureView(state=v.state, status=status_of(v.state),
+    return SignatureView(state=v.state, status=status_of(v.state, tr),
                          key_fingerprint=text(doc.data.get("key_fingerprint")),
                          verified_by=v.verified_by, sha256=doc.sha256,
                          previous_sha256=text(doc.data.get("previous_sha256")) or None,

@@ -13,6 +13,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from planb.i18n import Translator, english
+
 WIDTH, HEIGHT = 820, 340
 LEFT, RIGHT, TOP, BOTTOM = 70, 20, 46, 64
 INK, GRID, LINE, OBJECTIVE, BAR = "#1a1a1a", "#b0b0b0", "#0b4f9c", "#9b1111", "#15602a"
@@ -37,18 +39,21 @@ class Bar:
     text: str
 
 
-def rto_chart(marks: Sequence[RtoMark], ident: str = "rto") -> str:
+def rto_chart(marks: Sequence[RtoMark], ident: str = "rto", tr: Translator | None = None) -> str:
     """RTO of each drill (marks joined by a line) and the objective (dashed), in seconds."""
+    tr = tr or english()
     values = [v for m in marks for v in (m.rto, m.objective) if v is not None]
     top = _nice(max(values, default=1.0) * 1.1)
     over = sum(1 for m in marks
                if m.rto is not None and m.objective is not None and m.rto > m.objective)
-    desc = (f"{len(marks)} drill(s) from {marks[0].day} to {marks[-1].day}. "
-            f"{over} recovery time(s) above the objective; "
-            f"{sum(1 for m in marks if m.rto is None)} without a measured recovery time. "
-            "The table after the chart lists every value.")
-    root, plot = _frame(ident, "Recovery time (RTO) of each drill against its objective", desc)
-    _y_axis(plot, top, "seconds")
+    facts = {"count": len(marks), "first": marks[0].day, "last": marks[-1].day, "over": over,
+             "none": sum(1 for m in marks if m.rto is None)}
+    desc = tr._("%(count)d drill(s) from %(first)s to %(last)s. %(over)d recovery time(s) "
+                "above the objective; %(none)d without a measured recovery time. The table "
+                "after the chart lists every value.") % facts
+    root, plot = _frame(ident, tr._("Recovery time (RTO) of each drill against its objective"),
+                        desc)
+    _y_axis(plot, top, tr._("seconds"), tr)
     step = (WIDTH - LEFT - RIGHT) / len(marks)
     xs = [LEFT + step * (i + 0.5) for i in range(len(marks))]
     objective = [(x, _y(m.objective, top)) for x, m in zip(xs, marks, strict=True)
@@ -66,15 +71,16 @@ def rto_chart(marks: Sequence[RtoMark], ident: str = "rto") -> str:
         if i % every == 0:
             _text(plot, x, HEIGHT - BOTTOM + 18, mark.label, anchor="middle")
             _text(plot, x, HEIGHT - BOTTOM + 34, mark.day[5:], anchor="middle", size=11)
-    _legend(root)
+    _legend(root, tr)
     return ET.tostring(root, encoding="unicode")
 
 
-def pass_chart(bars: Sequence[Bar], ident: str = "pass") -> str:
+def pass_chart(bars: Sequence[Bar], ident: str = "pass", tr: Translator | None = None) -> str:
     """The share of drills that passed, per month, as labelled bars (0 to 100 %)."""
+    tr = tr or english()
     desc = "; ".join(f"{b.label}: {b.text}" for b in bars) + "."
-    root, plot = _frame(ident, "Share of drills that passed, per month", desc)
-    _y_axis(plot, 100.0, "% passed")
+    root, plot = _frame(ident, tr._("Share of drills that passed, per month"), desc)
+    _y_axis(plot, 100.0, tr._("% passed"), tr)
     step = (WIDTH - LEFT - RIGHT) / len(bars)
     width = min(80.0, step * 0.6)
     for i, bar in enumerate(bars):
@@ -100,17 +106,17 @@ def _frame(n: str, title: str, desc: str) -> tuple[ET.Element, ET.Element]:
     return root, plot
 
 
-def _y_axis(plot: ET.Element, top: float, unit: str) -> None:
+def _y_axis(plot: ET.Element, top: float, unit: str, tr: Translator) -> None:
     for i in range(6):
         value = top * i / 5
         y = _y(value, top)
         _line(plot, [(LEFT, y), (WIDTH - RIGHT, y)], GRID if i else INK, width=1)
-        label = f"{value:.0f}" if top >= 10 else f"{value:.1f}"
+        label = tr.decimal(value, "0" if top >= 10 else "0.0")
         _text(plot, LEFT - 8, y + 4, label, anchor="end", size=12)
     _text(plot, 12, TOP - 22, unit, size=12)
 
 
-def _legend(root: ET.Element) -> None:
+def _legend(root: ET.Element, tr: Translator) -> None:
     g = ET.SubElement(root, "g")
     g.set("font-family", "DejaVu Sans, Arial, sans-serif")
     x = LEFT
@@ -118,10 +124,10 @@ def _legend(root: ET.Element) -> None:
     _text(g, x + 32, 20, "RTO", size=12)
     x += 80
     _line(g, [(x, 16), (x + 26, 16)], OBJECTIVE, dash="8 5")
-    _text(g, x + 32, 20, "objective", size=12)
+    _text(g, x + 32, 20, tr._("objective"), size=12)
     x += 120
-    for status, word in (("pass", "PASS"), ("deviated", "DEVIATED"), ("failed", "FAILED"),
-                         ("none", "no RTO measured")):
+    for status, word in (("pass", tr._("PASS")), ("deviated", tr._("DEVIATED")),
+                         ("failed", tr._("FAILED")), ("none", tr._("no RTO measured"))):
         _marker(g, x + 6, 16, status, None)
         _text(g, x + 16, 20, word, size=12)
         x += 40 + 8 * len(word)

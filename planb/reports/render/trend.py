@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from planb.i18n import Translator, english
 from planb.reports.render import svg
 from planb.reports.render.model import JournalDoc
-from planb.reports.render.view import Status, seconds, status_of, text, when
+from planb.reports.render.view import Status, status_of, text
 from planb.reports.summary import summarise
 
 
@@ -29,20 +30,11 @@ class TrendPoint:
     rto_seconds: float | None
     objective_seconds: float | None
     signature: Status
-
-    @property
-    def rto(self) -> str:
-        return seconds(self.rto_seconds) if self.rto_seconds is not None else "not measured"
-
-    @property
-    def objective(self) -> str:
-        return seconds(self.objective_seconds) if self.objective_seconds is not None else "not set"
-
-    @property
-    def met(self) -> Status:
-        if self.rto_seconds is None or self.objective_seconds is None:
-            return status_of(None)
-        return status_of(self.rto_seconds <= self.objective_seconds)
+    rto: str = ""
+    objective: str = ""
+    met: Status = Status("NOT MEASURED", "–", "neutral", "not measured")
+    #: The calendar month (in the site's time zone) it is counted in.
+    month: str = ""
 
 
 @dataclass(frozen=True)
@@ -52,10 +44,16 @@ class Period:
     month: str
     passed: int
     total: int
+    language: str = "en"
 
     @property
     def percent(self) -> int:
         return round(100 * self.passed / self.total) if self.total else 0
+
+    @property
+    def percent_text(self) -> str:
+        """``75 %`` (a no-break space before the sign in French)."""
+        return f"{self.percent}\u00a0%" if self.language == "fr" else f"{self.percent} %"
 
 
 @dataclass(frozen=True)
@@ -66,57 +64,82 @@ class TrendView:
     periods: tuple[Period, ...]
     rto_svg: str
     pass_svg: str
+    pass_rate: str = ""
+    rto_met: str = ""
+    timezone: str = "UTC"
 
     @property
     def passed(self) -> int:
-        return sum(1 for p in self.points if p.status.word == "PASS")
-
-    @property
-    def pass_rate(self) -> str:
-        if not self.points:
-            return "no drills"
-        return f"{round(100 * self.passed / len(self.points))} % ({self.passed} of " \
-               f"{len(self.points)} drills passed)"
-
-    @property
-    def rto_met(self) -> str:
-        measured = [p for p in self.points if p.met.tone != "neutral"]
-        met = sum(1 for p in measured if p.met.tone == "pass")
-        return f"{met} of {len(measured)} measured recoveries within the objective"
+        return sum(1 for p in self.points if p.status.key == "pass")
 
 
-def build_trend(docs: Sequence[JournalDoc]) -> TrendView:
-    """The trend over the drill journals among ``docs`` (other kinds are left out)."""
-    points = tuple(_point(d) for d in docs if d.data.get("kind") == "drill")
+def _pass_rate(points: Sequence[TrendPoint], tr: Translator) -> str:
+    if not points:
+        return tr._("no drills")
+    passed = sum(1 for p in points if p.status.key == "pass")
+    percent = round(100 * passed / len(points))
+    return tr.ngettext("%(percent)s %% (%(passed)d of %(total)d drill passed)",
+                       "%(percent)s %% (%(passed)d of %(total)d drills passed)",
+                       len(points)) % {"percent": percent, "passed": passed,
+                                       "total": len(points)}
+
+
+def _rto_met(points: Sequence[TrendPoint], tr: Translator) -> str:
+    measured = [p for p in points if p.met.tone != "neutral"]
+    met = sum(1 for p in measured if p.met.tone == "pass")
+    return tr.ngettext("%(met)d of %(total)d measured recovery within the objective",
+                       "%(met)d of %(total)d measured recoveries within the objective",
+                       len(measured)) % {"met": met, "total": len(measured)}
+
+
+def build_trend(docs: Sequence[JournalDoc], tr: Translator | None = None) -> TrendView:
+    """The trend over the drill journals among ``docs`` (other kinds are left out), in
+    ``tr``'s language and time zone (English, UTC by default)."""
+    tr = tr or english()
+    points = tuple(_point(d, tr) for d in docs if d.data.get("kind") == "drill")
     points = tuple(sorted(points, key=lambda p: p.seq))
     months: dict[str, list[TrendPoint]] = {}
     for point in points:
-        months.setdefault(point.day[:7], []).append(point)
-    periods = tuple(Period(m, sum(1 for p in ps if p.status.word == "PASS"), len(ps))
-                    for m, ps in months.items())
+        months.setdefault(point.month, []).append(point)
+    periods = tuple(Period(m, sum(1 for p in ps if p.status.key == "pass"), len(ps),
+                           tr.language) for m, ps in months.items())
     drills = [d for d in docs if d.data.get("kind") == "drill"]
     last = drills[-1].payload if drills else {}
     return TrendView(
         organisation=text(last.get("organisation")), site=text(last.get("site")),
         points=points, periods=periods,
         rto_svg=svg.rto_chart([svg.RtoMark(f"#{p.seq}", p.day, p.rto_seconds,
-                                           p.objective_seconds, p.status.word.lower(),
-                                           f"drill #{p.seq} {p.scenario}, {p.day}: RTO {p.rto},"
-                                           f" objective {p.objective}, {p.status.word}")
-                               for p in points]) if points else "",
-        pass_svg=svg.pass_chart([svg.Bar(p.month, p.percent, f"{p.percent} % ({p.passed}/"
-                                         f"{p.total})") for p in periods]) if points else "",
+                                           p.objective_seconds, p.status.key,
+                                           tr._("drill #%(seq)s %(scenario)s, %(day)s: RTO "
+                                                "%(rto)s, objective %(objective)s, %(status)s")
+                                           % {"seq": p.seq, "scenario": p.scenario,
+                                              "day": p.day, "rto": p.rto,
+                                              "objective": p.objective,
+                                              "status": p.status.word})
+                               for p in points], tr=tr) if points else "",
+        pass_svg=svg.pass_chart([svg.Bar(p.month, p.percent, f"{p.percent_text} ({p.passed}/"
+                                         f"{p.total})") for p in periods], tr=tr)
+        if points else "",
+        pass_rate=_pass_rate(points, tr), rto_met=_rto_met(points, tr),
+        timezone=tr.zone_label(),
     )
 
 
-def _point(doc: JournalDoc) -> TrendPoint:
+def _point(doc: JournalDoc, tr: Translator) -> TrendPoint:
     p = doc.payload
     summary = summarise(p)
     # When the drill ran (its start), else when its journal was written.
     started = text(p.get("started_at")) or text(doc.data.get("created_at"))
+    rto, objective = summary.rto_seconds, summary.rto_objective_seconds
+    met = (status_of(None, tr) if rto is None or objective is None
+           else status_of(rto <= objective, tr))
+    moment = tr.moment(started)
     return TrendPoint(seq=int(doc.data.get("seq") or 0), file=doc.file,
-                      started_at=when(started), day=started[:10],
-                      scenario=summary.scenario or "?", status=status_of(p.get("status")),
-                      rto_seconds=summary.rto_seconds,
-                      objective_seconds=summary.rto_objective_seconds,
-                      signature=status_of(doc.verification.state))
+                      started_at=tr.when(started),
+                      day=f"{moment:%Y-%m-%d}" if moment else started[:10],
+                      scenario=summary.scenario or "?", status=status_of(p.get("status"), tr),
+                      rto_seconds=rto, objective_seconds=objective,
+                      signature=status_of(doc.verification.state, tr),
+                      rto=tr.seconds(rto) if rto is not None else tr._("not measured"),
+                      objective=tr.seconds(objective) if objective is not None
+                      else tr._("not set"), met=met, month=tr.month(started))

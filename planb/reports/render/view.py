@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from planb.i18n import N_, Translator, english
+
 Tone = Literal["pass", "warn", "fail", "neutral"]
 
 
@@ -19,46 +21,53 @@ class Status:
     word: str
     symbol: str
     tone: Tone
+    #: The journal's word in English, lower case (``pass``): stable whatever the language.
+    key: str = ""
 
     @property
     def label(self) -> str:
         return f"{self.symbol} {self.word}"
 
 
-_STATUSES: dict[str, Status] = {
-    "pass": Status("PASS", "✔", "pass"),
-    "ok": Status("OK", "✔", "pass"),
-    "completed": Status("COMPLETED", "✔", "pass"),
-    "met": Status("MET", "✔", "pass"),
-    "valid": Status("VALID", "✔", "pass"),
-    "deviated": Status("DEVIATED", "⚠", "warn"),
-    "forced": Status("FORCED", "⚠", "warn"),
-    "interrupted": Status("INTERRUPTED", "■", "warn"),
-    "not checked": Status("NOT CHECKED", "?", "neutral"),
-    "failed": Status("FAILED", "✘", "fail"),
-    "error": Status("ERROR", "✘", "fail"),
-    "not met": Status("NOT MET", "✘", "fail"),
-    "skipped": Status("SKIPPED", "–", "neutral"),
-    "unavailable": Status("UNAVAILABLE", "–", "neutral"),
-    "not measured": Status("NOT MEASURED", "–", "neutral"),
-    "recorded": Status("RECORDED", "•", "neutral"),
+_STATUSES: dict[str, tuple[str, str, Tone]] = {
+    "pass": (N_("PASS"), "✔", "pass"),
+    "ok": (N_("OK"), "✔", "pass"),
+    "completed": (N_("COMPLETED"), "✔", "pass"),
+    "met": (N_("MET"), "✔", "pass"),
+    "valid": (N_("VALID"), "✔", "pass"),
+    "deviated": (N_("DEVIATED"), "⚠", "warn"),
+    "forced": (N_("FORCED"), "⚠", "warn"),
+    "interrupted": (N_("INTERRUPTED"), "■", "warn"),
+    "not checked": (N_("NOT CHECKED"), "?", "neutral"),
+    "failed": (N_("FAILED"), "✘", "fail"),
+    "error": (N_("ERROR"), "✘", "fail"),
+    "not met": (N_("NOT MET"), "✘", "fail"),
+    "skipped": (N_("SKIPPED"), "–", "neutral"),
+    "unavailable": (N_("UNAVAILABLE"), "–", "neutral"),
+    "not measured": (N_("NOT MEASURED"), "–", "neutral"),
+    "recorded": (N_("RECORDED"), "•", "neutral"),
+    # Signature states that mean the journal cannot be trusted (planb.reports.verify.Reason).
+    "altered": (N_("ALTERED"), "✘", "fail"),
+    "missing": (N_("MISSING"), "✘", "fail"),
+    "reordered": (N_("REORDERED"), "✘", "fail"),
+    "unknown key": (N_("UNKNOWN KEY"), "✘", "fail"),
+    "unsigned": (N_("UNSIGNED"), "✘", "fail"),
+    "malformed": (N_("MALFORMED"), "✘", "fail"),
 }
-#: Signature states that mean the journal cannot be trusted (planb.reports.verify.Reason).
-_BAD_SIGNATURE = {"altered", "missing", "reordered", "unknown key", "unsigned", "malformed"}
-
-
-def status_of(value: object) -> Status:
-    """The :class:`Status` for a journal's status word (unknown words are shown as they are)."""
+def status_of(value: object, tr: Translator | None = None) -> Status:
+    """The :class:`Status` for a journal's status word, in ``tr``'s language (English by
+    default); unknown words are shown as they are."""
+    tr = tr or english()
     if isinstance(value, bool):
-        return _STATUSES["met" if value else "not met"]
-    if value is None:
-        return _STATUSES["not measured"]
-    key = str(value).strip().lower()
+        key = "met" if value else "not met"
+    elif value is None:
+        key = "not measured"
+    else:
+        key = str(value).strip().lower()
     if key in _STATUSES:
-        return _STATUSES[key]
-    if key in _BAD_SIGNATURE:
-        return Status(key.upper(), "✘", "fail")
-    return Status(key.upper() or "UNKNOWN", "?", "neutral")
+        word, symbol, tone = _STATUSES[key]
+        return Status(tr._(word), symbol, tone, key)
+    return Status(key.upper() or tr._("UNKNOWN"), "?", "neutral", key)
 
 
 @dataclass(frozen=True)
@@ -194,43 +203,30 @@ class ReportView:
     footprint: tuple[FootprintRow, ...] = ()
     addenda: tuple[AddendumView, ...] = ()
     details: tuple[tuple[str, str], ...] = field(default=())
-    #: Steps that started on this day (UTC) show only their time.
+    #: Steps that started on this day (in ``timezone``) show only their time.
     timeline_day: str = ""
     hidden_subjects: int = 0
+    #: The language the report is written in, and the time zone of its times.
+    language: str = "en"
+    timezone: str = "UTC"
 
 
-NONE_RECORDED = "none recorded"
+NONE_RECORDED = N_("none recorded")
 
 
 def when(value: Any) -> str:
     """A journal time (``2025-03-01T09:30:00.123Z``) as ``2025-03-01 09:30:00.123 UTC``."""
-    if not isinstance(value, str) or not value:
-        return ""
-    return value.replace("T", " ").removesuffix("Z") + (" UTC" if value.endswith("Z") else "")
+    return english().when(value) if isinstance(value, str) and value else ""
 
 
 def seconds(value: Any) -> str:
     """A duration for people: ``0.42 s``, ``12.3 s``, ``125 s (2 min 5 s)``."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return ""
-    if value < 10:
-        return f"{value:.2f} s"
-    if value < 100:
-        return f"{value:.1f} s"
-    minutes, rest = divmod(round(value), 60)
-    return f"{value:.0f} s ({minutes} min {rest} s)"
+    return english().seconds(value)
 
 
 def size(value: Any) -> str:
     """Bytes for people: ``512 B``, ``12.3 MiB``."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return "not measured"
-    amount = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if amount < 1024 or unit == "GiB":
-            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
-        amount /= 1024
-    return f"{amount:.1f} TiB"  # pragma: no cover - the loop returns at GiB
+    return english().size(value)
 
 
 def text(value: Any) -> str:
