@@ -20,7 +20,9 @@ import logging
 import os
 import shlex
 import shutil
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -158,6 +160,10 @@ def run_playbook(
         json.dumps({"pexpect_timeout": _POLL_S, "suppress_ansible_output": True}) + "\n",
         encoding="utf-8")
     env = ansible_env(known_hosts)
+    # SSH master connections of this run only: a master left by an earlier run (Ansible
+    # keeps them 60 s in ~/.ansible/cp) would skip the host key check of this one.
+    control_dir = Path(tempfile.mkdtemp(prefix="planb-cp-"))
+    env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(control_dir)
     kwargs: dict[str, Any] = {
         "private_data_dir": str(run_dir),
         "ident": ARTIFACTS_IDENT,
@@ -176,7 +182,10 @@ def run_playbook(
     }
     log.info("running %s on %s (artifacts in %s)", playbook.name, inventory, run_dir)
     started = time.monotonic()
-    runner = _run_in_thread(kwargs, stop)
+    try:
+        runner = _run_in_thread(kwargs, stop)
+    finally:
+        _close_masters(control_dir)
     duration = time.monotonic() - started
     artifacts = Path(runner.config.artifact_dir)
     _hide_foreign_env(artifacts / "command", keep=set(env) | set(_KEPT_ENV))
@@ -228,6 +237,17 @@ def _run_in_thread(kwargs: dict[str, Any], stop: threading.Event) -> Any:
     if "error" in outcome:
         raise PlanbError(f"could not run ansible-playbook: {outcome['error']}") from None
     return outcome["runner"]
+
+
+def _close_masters(control_dir: Path) -> None:
+    """Stop the run's SSH master connections and remove their folder."""
+    for socket in control_dir.iterdir():
+        try:
+            subprocess.run(["ssh", "-o", f"ControlPath={socket}", "-O", "exit", "planb"],
+                           capture_output=True, timeout=10, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            log.warning("could not stop the SSH master connection %s", socket)
+    shutil.rmtree(control_dir, ignore_errors=True)
 
 
 def _hide_foreign_env(command_file: Path, *, keep: set[str]) -> None:

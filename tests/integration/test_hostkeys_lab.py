@@ -7,7 +7,8 @@ sshd restarted, as a reinstalled host or an impostor would present): Ansible
 plan') refuse to connect, each with planb's message naming the host and the fix;
 'planb hosts trust' does not replace the key by itself; '--replace HOST' does, after
 which the host is reached again. A site folder from before the upgrade (no
-known_hosts) is told to run 'planb hosts trust', which records the keys from the hosts.
+known_hosts) is told what to run; 'planb deploy --trust-new-hosts' records the keys
+on first contact.
 """
 
 from __future__ import annotations
@@ -109,10 +110,16 @@ def test_a_site_from_before_the_upgrade_is_told_to_trust_its_hosts(lab: LabSessi
         assert "planb hosts trust" in out, out
         code, out = cli(lab, "deploy", "--tags", "planb-no-such-tag")
         assert code != 0 and "no SSH host key recorded" in out, out
-        code, out = cli(lab, "hosts", "trust")
-        assert code == 0 and "recorded" in out, out
+        assert "--trust-new-hosts" in out, out
+        # First contact: deploy records the keys it finds and goes on.
+        code, out = cli(lab, "deploy", "--tags", "planb-no-such-tag", "--trust-new-hosts")
+        assert code == 0 and "on first contact" in out, out
         code, out = cli(lab, "verify", "--only", "service.slapd")
         assert code == 0, out
+        code, out = cli(lab, "hosts", "trust", "--json")
+        assert code == 0, out
+        outcomes = {h["outcome"] for h in json.loads(out[out.index("{"):])["hosts"]}
+        assert outcomes == {"unchanged"}, out
         assert (parse_known_hosts(path.read_text(encoding="utf-8"))
                 == parse_known_hosts(aside.read_text(encoding="utf-8")))
     finally:

@@ -280,3 +280,29 @@ def test_cli_verbose_shows_ansibles_output_and_check_changes_nothing(cli_site: P
     assert "PLAY RECAP" in done.stderr
     assert "check mode" in done.stdout
     assert not (cli_site.parent.parent / "root" / "localtime").exists()
+
+
+def test_each_run_has_its_own_ssh_master_connections(tmp_path: Path) -> None:
+    """A master connection an earlier run left open would let the next run skip the SSH
+    host key check: each run gets a fresh private folder for them, removed at its end."""
+    seen = tmp_path / "control-dir"
+    playbook = write_playbook(tmp_path / "cp.yml", f"""\
+        - name: Where the masters go
+          hosts: all
+          gather_facts: false
+          tasks:
+            - name: Record it
+              ansible.builtin.copy:
+                content: "{{{{ lookup('ansible.builtin.env', 'ANSIBLE_SSH_CONTROL_PATH_DIR') }}}}"
+                dest: {seen}
+                mode: "0644"
+        """)
+    inventory = write_inventory(tmp_path / "inventory" / "hosts.yml")
+    folders = []
+    for _ in range(2):
+        result = run_playbook(playbook, inventory,
+                              run_dir=new_run_dir(tmp_path / "state", playbook))
+        assert result.ok, result
+        folders.append(Path(seen.read_text(encoding="utf-8")))
+    assert folders[0] != folders[1]
+    assert all(f.name.startswith("planb-cp-") and not f.exists() for f in folders)
