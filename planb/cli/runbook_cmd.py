@@ -12,8 +12,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from planb.cli.context import console, options, print_json
+from planb.config import SiteConfig
 from planb.errors import UsageError
 from planb.files import write_atomic
+from planb.i18n import LANGUAGES, Translator
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -23,7 +25,9 @@ app = typer.Typer(
          "Templates are Markdown + Jinja2 shipped with planb; a file <name>.md.j2 in "
          "<state_dir>/runbooks/ wins over one in <site dir>/runbooks/ (next to planb.yml), "
          "which wins over the shipped one. They render in Jinja2's sandbox: a template "
-         "fills in values and cannot run code.",
+         "fills in values and cannot run code.\n\n"
+         "They are written in the site's language (planb.yml 'language:', fr or en); a "
+         "message is overridden in <site dir>/locale/<language>/LC_MESSAGES/planb.po.",
 )
 
 
@@ -81,6 +85,10 @@ def render(
         "--from-snapshot", metavar="FILE", exists=True, dir_okay=False,
         help="crisis-contacts: read the agents from a snapshot written by 'planb sync plan "
         "--snapshot-out FILE'.")] = None,
+    language: Annotated[str | None, typer.Option(
+        "--language", metavar="LANG",
+        help="Language of the runbook: fr or en. Default: the site's 'language:' in "
+        "planb.yml (with its 'timezone:' and its locale/ overrides).")] = None,
 ) -> None:
     """Fill a runbook with this site's values and print it (Markdown, HTML or CSV).
 
@@ -90,13 +98,15 @@ def render(
     spreadsheet would take for a formula (starting with = + - @, tab or CR) get a
     leading ', so a phone number +33... shows as '+33...: the sheet is meant for
     printing and spreadsheets. Files with contacts are written with mode 0600.
+    Runbooks are written in the site's language (planb.yml 'language:', or --language).
     """
     # Jinja2, Markdown and (for contacts) the directory's ldap3: loaded on use.
     from planb.drills.scenario import scenario_summaries
     from planb.runbooks import catalog, contacts, html, values
 
     site = options(ctx).load_site()
-    info = catalog.find_runbook(site, name)
+    tr = _translator(site, language)
+    info = catalog.find_runbook(site, name, tr)
     needs_directory = "directory" in info.needs
     if not needs_directory and (snapshot is not None or origin is not Origin.fallback):
         raise UsageError(f"--from and --from-snapshot are for runbooks that read the "
@@ -105,11 +115,11 @@ def render(
         raise UsageError(f"--format csv is for the contact sheet (crisis-contacts), not {name}",
                          hint="use --format md or --format html")
     context: dict[str, Any] = values.site_values(
-        site, scenarios=scenario_summaries(site.state_dir))
+        site, scenarios=scenario_summaries(site.state_dir), tr=tr)
     sheet = None
     if needs_directory:
-        sheet = contacts.crisis_sheet(site, origin=origin.value, snapshot=snapshot)
-        context["cell"] = contacts.sheet_values(sheet, site.crisis_cell)
+        sheet = contacts.crisis_sheet(site, origin=origin.value, snapshot=snapshot, tr=tr)
+        context["cell"] = contacts.sheet_values(sheet, site.crisis_cell, tr)
     if fmt is Format.csv:
         assert sheet is not None
         buffer = io.StringIO()
@@ -117,12 +127,21 @@ def render(
         text = buffer.getvalue()
         _emit(text, output, sensitive=True, bom=True)
         return
-    rendered = catalog.render(site, info, context)
+    rendered = catalog.render(site, info, context, tr)
     text = rendered.markdown
     if fmt is Format.html:
         text = html.to_html(rendered, site=site.site, organisation=site.organisation,
-                            generated_at=context["generated_at"])
+                            generated_at=context["generated_at"], tr=tr)
     _emit(text, output, sensitive=needs_directory, bom=False)
+
+
+def _translator(site: SiteConfig, language: str | None) -> Translator:
+    """The site's language, time zone and catalogue overrides; ``--language`` wins."""
+    if language is None or language == site.language:
+        return site.translator()
+    if language not in LANGUAGES:
+        raise UsageError(f"--language {language!r}: use one of {', '.join(LANGUAGES)}")
+    return Translator(language, site.timezone or None, site.base_dir)
 
 
 def _emit(text: str, output: Path | None, *, sensitive: bool, bom: bool) -> None:

@@ -9,11 +9,19 @@ Where templates are found, the first folder that has a name wins:
 A site may so replace a shipped runbook, or add its own. Files whose name starts
 with ``_`` are partials (included by the others), not runbooks; they can be
 overridden the same way. A template's first lines may carry metadata as Jinja
-comments: ``{# title: ... #}``, ``{# lang: en #}``, ``{# needs: directory #}`` (the
-crisis cell's contacts). Rendering is strict: a value the template uses and the
-site does not give is an error naming the template, its line and the value,
-never a silent blank. Templates render in Jinja2's immutable sandbox: a site's
-template is text with values, not code (``{{ ''.__class__.__mro__ }}`` or changing
+comments: ``{# title: ... #}``, ``{# lang: en #}`` (the language a site's own template
+is written in; default: the site's ``language:``), ``{# needs: directory #}`` (the
+crisis cell's contacts).
+
+Text is translated with gettext (``jinja2.ext.i18n``: ``{% trans %}`` blocks and
+``_()``), from planb's catalogues and the site's own
+``<site dir>/locale/<lang>/LC_MESSAGES/planb.po``, whose entries win (see
+:mod:`planb.i18n`); titles given in ``{# title: #}`` are looked up there too.
+
+Rendering is strict: a value the template uses and the site does not give is an
+error naming the template, its line and the value, never a silent blank. Templates
+render in Jinja2's immutable sandbox (with the i18n extension): a site's template is
+text with values, not code (``{{ ''.__class__.__mro__ }}`` or changing
 a value is a ConfigError naming the template).
 """
 
@@ -35,6 +43,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 import planb
 from planb.config import SiteConfig
 from planb.errors import ConfigError, UsageError
+from planb.i18n import N_, Translator
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +53,15 @@ _META = re.compile(r"^\{#\s*(title|lang|needs)\s*:\s*(.*?)\s*#\}\s*$")
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|&])")
 #: Line ends for Markdown (CR LF, CR, LF) and the others str.splitlines() knows.
 _LINE_BREAKS = re.compile(r"\r\n|[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]")
+#: The shipped runbooks' titles (their ``{# title: #}``), for the catalogues.
+SHIPPED_TITLES = (
+    N_("Activate the failover (switch agents to the fallback)"),
+    N_("Crisis cell contact sheet (from the directory)"),
+    N_("Deactivate the failover (back to the main system)"),
+    N_("Rebuild the fallback from nothing"),
+    N_("Rotate the journal signing key"),
+    N_("Run a failover drill"),
+)
 
 
 @dataclass(frozen=True)
@@ -82,7 +100,7 @@ def template_dirs(site: SiteConfig) -> list[tuple[str, Path]]:
             ("shipped", shipped_dir())]
 
 
-def _metadata(path: Path, name: str) -> RunbookInfo:
+def _metadata(path: Path, name: str, tr: Translator | None = None) -> RunbookInfo:
     meta: dict[str, str] = {}
     with path.open(encoding="utf-8") as handle:
         for line in handle:
@@ -91,12 +109,14 @@ def _metadata(path: Path, name: str) -> RunbookInfo:
                 break
             meta[match.group(1)] = match.group(2)
     needs = tuple(n.strip() for n in meta.get("needs", "").split(",") if n.strip())
-    return RunbookInfo(name, meta.get("title") or name, path, "", meta.get("lang") or "en",
-                       needs)
+    title = meta.get("title") or name
+    return RunbookInfo(name, tr._(title) if tr else title, path, "",
+                       meta.get("lang") or (tr.language if tr else "en"), needs)
 
 
-def list_runbooks(site: SiteConfig) -> list[RunbookInfo]:
-    """Every runbook by name, each from the first folder that has it."""
+def list_runbooks(site: SiteConfig, tr: Translator | None = None) -> list[RunbookInfo]:
+    """Every runbook by name, each from the first folder that has it (titles and
+    language from ``tr``, when given; else as the templates say, in English)."""
     found: dict[str, RunbookInfo] = {}
     for origin, folder in template_dirs(site):
         if not folder.is_dir():
@@ -105,15 +125,15 @@ def list_runbooks(site: SiteConfig) -> list[RunbookInfo]:
             name = path.name[: -len(SUFFIX)]
             if name.startswith("_") or name in found:
                 continue
-            info = _metadata(path, name)
+            info = _metadata(path, name, tr)
             found[name] = RunbookInfo(info.name, info.title, path, origin, info.lang,
                                       info.needs)
     return [found[name] for name in sorted(found)]
 
 
-def find_runbook(site: SiteConfig, name: str) -> RunbookInfo:
+def find_runbook(site: SiteConfig, name: str, tr: Translator | None = None) -> RunbookInfo:
     """The runbook called ``name``; UsageError listing the known ones."""
-    for info in list_runbooks(site):
+    for info in list_runbooks(site, tr):
         if info.name == name:
             return info
     known = ", ".join(i.name for i in list_runbooks(site))
@@ -128,9 +148,10 @@ def md_escape(value: object) -> str:
     return _LINE_BREAKS.sub(" ", _MD_SPECIAL.sub(r"\\\1", str(value)))
 
 
-def environment(site: SiteConfig) -> jinja2.Environment:
+def environment(site: SiteConfig, tr: Translator | None = None) -> jinja2.Environment:
     """The Jinja2 environment: site folders first, strict about undefined values,
-    sandboxed (no attribute starting with ``_``, no method that changes a value)."""
+    sandboxed (no attribute starting with ``_``, no method that changes a value), with
+    gettext (``{% trans %}``, ``_()``) in ``tr``'s language (default: the site's)."""
     loaders = [jinja2.FileSystemLoader(str(folder)) for _, folder in template_dirs(site)]
     env = ImmutableSandboxedEnvironment(
         loader=jinja2.ChoiceLoader(loaders),
@@ -139,7 +160,11 @@ def environment(site: SiteConfig) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         autoescape=False,  # Markdown; HTML escaping happens when it becomes HTML
+        extensions=["jinja2.ext.i18n"],
     )
+    # A {% trans %} block's line breaks and indentation are not part of its message.
+    env.policies["ext.i18n.trimmed"] = True
+    (tr or site.translator()).install(env)
     env.filters["md"] = md_escape
     env.filters["sh"] = lambda value: shlex.quote(str(value))
     return env
@@ -157,9 +182,11 @@ def _template_frame(exc: BaseException) -> str | None:
     return where
 
 
-def render(site: SiteConfig, info: RunbookInfo, values: Mapping[str, Any]) -> RenderedRunbook:
-    """Fill ``info``'s template with ``values``; UsageError naming template, line and value."""
-    env = environment(site)
+def render(site: SiteConfig, info: RunbookInfo, values: Mapping[str, Any],
+           tr: Translator | None = None) -> RenderedRunbook:
+    """Fill ``info``'s template with ``values`` in ``tr``'s language (default: the
+    site's); UsageError naming template, line and value."""
+    env = environment(site, tr)
     try:
         template = env.get_template(info.path.name)
         text = template.render(**values)

@@ -26,11 +26,12 @@ from planb import csvsafe
 from planb.config import CrisisCellConfig, SiteConfig
 from planb.directory.sync import Sync
 from planb.errors import UsageError
+from planb.i18n import N_, Translator, english
 
 log = logging.getLogger(__name__)
 
 Origin = Literal["fallback", "primary"]
-NO_DEPARTMENT = "(no department)"
+NO_DEPARTMENT = N_("(no department)")
 CSV_HEADER = ("department", "name", "title", "mobile", "mail")
 CSV_DELIMITER = ";"  # what French spreadsheets open without asking
 
@@ -128,14 +129,16 @@ def read_people(site: SiteConfig, *, origin: Origin = "fallback",
 
 
 def crisis_sheet(site: SiteConfig, *, origin: Origin = "fallback",
-                 snapshot: Path | None = None) -> CrisisSheet:
-    """Read the directory and build the site's crisis contact sheet.
+                 snapshot: Path | None = None, tr: Translator | None = None) -> CrisisSheet:
+    """Read the directory and build the site's crisis contact sheet (its time of reading
+    as ``tr``, by default the site's language, shows it).
 
     UsageError when the cell is empty: an empty sheet printed in a crisis is worse
     than an error now.
     """
     source, people = read_people(site, origin=origin, snapshot=snapshot)
-    sheet = build_sheet(people, site.crisis_cell, source)
+    sheet = build_sheet(people, site.crisis_cell, source,
+                        (tr or site.translator()).now())
     if sheet.count == 0:
         raise UsageError(
             f"nobody in {source} is in the crisis cell ({criteria_text(site.crisis_cell)})",
@@ -145,24 +148,29 @@ def crisis_sheet(site: SiteConfig, *, origin: Origin = "fallback",
     return sheet
 
 
-def criteria_text(cell: CrisisCellConfig) -> str:
-    """``groups: A, B; titles: X, Y`` for messages and the sheet."""
+def criteria_text(cell: CrisisCellConfig, tr: Translator | None = None) -> str:
+    """``groups: A, B; titles: X, Y`` for messages and the sheet (in ``tr``'s language)."""
+    tr = tr or english()
     parts = []
     if cell.groups:
-        parts.append("groups: " + ", ".join(cell.groups))
+        parts.append(tr._("groups: %(names)s") % {"names": ", ".join(cell.groups)})
     if cell.titles:
-        parts.append("titles: " + ", ".join(cell.titles))
+        parts.append(tr._("titles: %(names)s") % {"names": ", ".join(cell.titles)})
     return "; ".join(parts)
 
 
-def sheet_values(sheet: CrisisSheet, cell: CrisisCellConfig) -> dict[str, Any]:
-    """The ``cell`` value the crisis-contacts template is rendered with."""
+def sheet_values(sheet: CrisisSheet, cell: CrisisCellConfig,
+                 tr: Translator | None = None) -> dict[str, Any]:
+    """The ``cell`` value the crisis-contacts template is rendered with (words and
+    numbers for people in ``tr``'s language, English by default)."""
+    tr = tr or english()
     return {
         "source": sheet.source, "read_at": sheet.read_at, "count": sheet.count,
-        "criteria": criteria_text(cell),
+        "count_text": tr.integer(sheet.count), "criteria": criteria_text(cell, tr),
         "departments": [
-            {"name": name, "people": [{"name": c.name, "title": c.title, "mobile": c.mobile,
-                                       "mail": c.mail} for c in people]}
+            {"name": tr._(NO_DEPARTMENT) if name == NO_DEPARTMENT else name,
+             "people": [{"name": c.name, "title": c.title, "mobile": c.mobile,
+                         "mail": c.mail} for c in people]}
             for name, people in sheet.departments
         ],
     }

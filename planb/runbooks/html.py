@@ -17,8 +17,11 @@ import re
 
 from markdown_it import MarkdownIt
 
+from planb.i18n import N_, Translator, english
 from planb.runbooks.catalog import RenderedRunbook
 
+#: Where a template came from (RunbookInfo.origin), as the footer says it.
+_ORIGINS = {"state": N_("state"), "site": N_("site"), "shipped": N_("shipped")}
 _SECTION = re.compile(r'(?=<h2 id="section-\d+">)')
 
 STYLE = """
@@ -78,8 +81,11 @@ def markdown_to_html(text: str) -> str:
 
 
 def to_html(runbook: RenderedRunbook, *, site: str, organisation: str,
-            generated_at: str, break_sections: bool = False) -> str:
-    """The whole page (UTF-8, self-contained) for ``runbook``."""
+            generated_at: str, break_sections: bool = False,
+            tr: Translator | None = None) -> str:
+    """The whole page (UTF-8, self-contained) for ``runbook``; its frame (header,
+    footer) in ``tr``'s language (English by default)."""
+    tr = tr or english()
     info = runbook.info
     title = f"{info.title} — {organisation}"
     body_class = ' class="break-sections"' if break_sections else ""
@@ -90,11 +96,16 @@ def to_html(runbook: RenderedRunbook, *, site: str, organisation: str,
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{esc(title)}</title>\n<style>{STYLE}</style>\n</head>\n"
         f"<body{body_class}>\n"
-        f"<header><p>{esc(organisation)} · site {esc(site)} · runbook "
-        f"<strong>{esc(info.name)}</strong></p></header>\n"
+        f"<header><p>{esc(organisation)} · "
+        + esc(tr._("site %(site)s · runbook %(name)s") % {"site": site, "name": "\0"}).replace(
+            "\0", f"<strong>{esc(info.name)}</strong>")
+        + "</p></header>\n"
         f"<main>\n{markdown_to_html(runbook.markdown)}</main>\n"
-        f"<footer><p>Printed from planb on {esc(generated_at)} (template: "
-        f"{esc(info.origin)} {esc(info.name)}). Keep a paper copy with the crisis kit; "
-        "reprint after every change of the site.</p></footer>\n"
+        "<footer><p>"
+        + esc(tr._("Printed from planb on %(when)s (template: %(origin)s %(name)s). Keep a "
+                   "paper copy with the crisis kit; reprint after every change of the site.")
+              % {"when": generated_at, "origin": tr._(_ORIGINS.get(info.origin, info.origin)),
+                 "name": info.name})
+        + "</p></footer>\n"
         "</body>\n</html>\n"
     )

@@ -19,6 +19,7 @@ from typing import Any
 
 from planb.config import SiteConfig
 from planb.errors import PlanbError
+from planb.i18n import Translator
 from planb.inventory import (
     FALLBACK_DIRECTORY,
     FALLBACK_MESSAGING,
@@ -63,12 +64,15 @@ def key_values(state_dir: Path) -> dict[str, str]:
 
 
 def site_values(site: SiteConfig, *, scenarios: Sequence[Mapping[str, str]] = (),
-                now: datetime | None = None) -> dict[str, Any]:
+                now: datetime | None = None, tr: Translator | None = None) -> dict[str, Any]:
     """The values runbook templates are rendered with (see the shipped templates).
 
     ``scenarios``: the site's drill scenarios (``name``, ``description``), which the
-    caller reads with :func:`planb.drills.scenario.scenario_summaries`.
+    caller reads with :func:`planb.drills.scenario.scenario_summaries`. Times and
+    numbers for people are formatted by ``tr`` (default: the site's language).
     """
+    tr = tr or site.translator()
+    moment = now or datetime.now(UTC)
     inventory = load_hosts(site)
     hosts = [_host(h) for h in inventory]
     config_path = str(site.source)
@@ -81,7 +85,8 @@ def site_values(site: SiteConfig, *, scenarios: Sequence[Mapping[str, str]] = ()
     lab = site.lab
     fallback_hosts = [_host(h) for h in inventory if h.is_fallback]
     return {
-        "generated_at": (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC"),
+        "generated_at": tr.when(moment.astimezone(UTC).isoformat(), precise=False),
+        "language": tr.language,
         # Every command is printed with the site's config, so it works from any folder.
         "planb": f"planb -c {shlex.quote(config_path)}",
         "site": {
@@ -97,7 +102,8 @@ def site_values(site: SiteConfig, *, scenarios: Sequence[Mapping[str, str]] = ()
         },
         "fallback": {"ldap_suffix": site.fallback.ldap_suffix},
         "primary": {"kind": primary.kind, "where": primary_where},
-        "objectives": {"rto_seconds": site.objectives.rto_seconds},
+        "objectives": {"rto_seconds": site.objectives.rto_seconds,
+                       "rto": tr.integer(site.objectives.rto_seconds)},
         "safety": {"max_deactivate_percent": site.safety.max_deactivate_percent},
         "deploy": {"offline": site.deploy.offline},
         "lab": {"bridge": lab.bridge if lab else "", "subnet": lab.subnet if lab else ""},

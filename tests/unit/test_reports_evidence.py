@@ -39,7 +39,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
     """A site made by 'planb init' with its signing key; returns its state dir."""
-    assert runner.invoke(app, ["init", "site"]).exit_code == 0
+    assert runner.invoke(app, ["init", "site", "--language", "en"]).exit_code == 0
     state = tmp_path / "site" / ".planb"
     assert runner.invoke(app, ["keys", "init"]).exit_code == 0
     return state

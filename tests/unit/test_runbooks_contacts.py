@@ -38,11 +38,12 @@ ROWS = [
 
 @pytest.fixture
 def csv_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A site from 'planb init' whose primary is a CSV export, crisis cell by group."""
+    """A site from 'planb init' whose primary is a CSV export, crisis cell by group (in
+    English: these tests read English words)."""
     monkeypatch.setenv("PLANB_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("PLANB_CONFIG", raising=False)
     done = runner.invoke(app, ["init", str(tmp_path / "site"), "--site", "ville",
-                               "--organisation", "Ville de Test"])
+                               "--organisation", "Ville de Test", "--language", "en"])
     assert done.exit_code == 0, done.output
     config = tmp_path / "site" / "planb.yml"
     text = config.read_text(encoding="utf-8")

@@ -46,6 +46,10 @@ def lab_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                                                               split=True),
                             tmp_path / "key", lab)
     write_snapshot(lab_agents(), tmp_path / "site" / "agents.json")
+    # These tests read the English runbooks (a lab site is written in French).
+    text = config.read_text(encoding="utf-8")
+    assert "\nlanguage: fr\n" in text
+    config.write_text(text.replace("\nlanguage: fr\n", "\nlanguage: en\n"), encoding="utf-8")
     return config
 
 
