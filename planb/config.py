@@ -259,10 +259,11 @@ class SiteConfig:
     crisis_cell: CrisisCellConfig = field(default_factory=CrisisCellConfig)
     reports: ReportsConfig = field(default_factory=ReportsConfig)
     #: The language of what people read outside the terminal (reports, runbooks, the
-    #: contact sheet, announcements): en (the default, so older sites do not change) or fr.
-    language: Literal["en", "fr"] = "en"
+    #: contact sheet, announcements): fr or en. Unset (older sites), nothing changes:
+    #: documents in English, the activation announcement in French.
+    language: Literal["en", "fr"] | None = None
     #: The time zone those documents show times in (with the UTC offset); empty: UTC in
-    #: English, deploy.timezone (Europe/Paris by default) in French.
+    #: English, deploy.timezone (Europe/Paris by default) in French and in announcements.
     timezone: str = ""
     #: The file this was loaded from (not a YAML key).
     source: Path = field(
@@ -280,15 +281,22 @@ class SiteConfig:
                                  "(e.g. Europe/Paris, UTC)") from None
 
     @property
-    def display_timezone(self) -> str:
-        """The time zone of the documents people read (see ``timezone``)."""
-        if self.timezone:
-            return self.timezone
-        return self.deploy.timezone if self.language == "fr" else "UTC"
+    def document_language(self) -> str:
+        """The language of reports, runbooks and the contact sheet (unset: en)."""
+        return self.language or "en"
 
-    def translator(self) -> Translator:
-        """Messages and formats in the site's language, with its own catalogue's entries."""
-        return Translator(self.language, self.display_timezone, self.base_dir)
+    @property
+    def announcement_language(self) -> str:
+        """The language of the activation announcement (unset: fr, as it always was)."""
+        return self.language or "fr"
+
+    def translator(self, language: str | None = None) -> Translator:
+        """Messages and formats in ``language`` (default: the documents' language), with
+        the site's own catalogue's entries; times in the site's ``timezone`` (when unset:
+        UTC in English, deploy.timezone in French)."""
+        language = language or self.document_language
+        zone = self.timezone or (self.deploy.timezone if language == "fr" else "UTC")
+        return Translator(language, zone, self.base_dir)
 
     @property
     def base_dir(self) -> Path:

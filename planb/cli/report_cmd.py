@@ -92,9 +92,7 @@ def _translator(ctx: typer.Context, language: str | None) -> Translator:
         raise UsageError(f"--language {language!r}: use one of {', '.join(LANGUAGES)}")
     if site is None:
         return Translator(language or "en")
-    if language is None or language == site.language:
-        return site.translator()
-    return Translator(language, site.timezone or None, site.base_dir)
+    return site.translator(language)
 
 
 def _keys(ctx: typer.Context, given: list[Path] | None, *, required: bool,

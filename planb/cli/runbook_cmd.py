@@ -137,11 +137,9 @@ def render(
 
 def _translator(site: SiteConfig, language: str | None) -> Translator:
     """The site's language, time zone and catalogue overrides; ``--language`` wins."""
-    if language is None or language == site.language:
-        return site.translator()
-    if language not in LANGUAGES:
+    if language is not None and language not in LANGUAGES:
         raise UsageError(f"--language {language!r}: use one of {', '.join(LANGUAGES)}")
-    return Translator(language, site.timezone or None, site.base_dir)
+    return site.translator(language)
 
 
 def _emit(text: str, output: Path | None, *, sensitive: bool, bom: bool) -> None:

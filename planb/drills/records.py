@@ -50,6 +50,17 @@ class Finding:
 
     kind: Literal["failed", "deviated", "interrupted"]
     message: str
+    #: The message before its values went in (an English msgid of planb's catalogues)
+    #: and those values: a report translates it into the site's language.
+    template: str = ""
+    values: dict[str, str | int | float] = field(default_factory=dict)
+
+    def record(self) -> dict[str, object]:
+        """The finding as the journal keeps it."""
+        data: dict[str, object] = {"kind": self.kind, "message": self.message}
+        if self.template:
+            data.update(template=self.template, values=dict(self.values))
+        return data
 
 
 @dataclass(frozen=True)
@@ -118,9 +129,12 @@ class DrillJournal:
     footprint: list[Footprint] = field(default_factory=list)
     collector_errors: list[str] = field(default_factory=list)
 
-    def add(self, kind: Literal["failed", "deviated", "interrupted"], message: str) -> None:
+    def add(self, kind: Literal["failed", "deviated", "interrupted"], template: str,
+            **values: str | int | float) -> None:
+        """Record a finding: ``template`` (marked with N_) filled with ``values``."""
+        message = template % values if values else template
         log.warning("drill %s: %s", kind, message)
-        self.findings.append(Finding(kind, message))
+        self.findings.append(Finding(kind, message, template, values))
 
     @property
     def outcome(self) -> Outcome:
@@ -163,7 +177,7 @@ class DrillJournal:
             "operator": self.operator,
             "status": outcome,
             "deviated": outcome == "deviated",
-            "findings": [{"kind": f.kind, "message": f.message} for f in self.findings],
+            "findings": [f.record() for f in self.findings],
             "started_at": self.started_at,
             "ended_at": self.ended_at,
             "duration_seconds": round(self.duration_seconds, 3),

@@ -37,6 +37,7 @@ from planb.engine.actions import ActionContext, ActionRegistry, Attempt, attempt
 from planb.engine.records import StepRecord, resolve_operator
 from planb.engine.redaction import Redactor
 from planb.errors import DrillDeviated, Interrupted, PlanbError, UsageError
+from planb.i18n import N_
 from planb.reports.journal import StoredJournal
 from planb.reports.store import JournalStore, utc_now
 
@@ -144,17 +145,19 @@ class DrillRunner:
         missing = self.registry.missing(scenario.actions)
         if missing:
             needs = "; ".join(f"{a.name} (needs {a.needs})" for a in missing)
-            journal.add("failed", f"cannot run: actions not available yet: {needs}")
+            journal.add("failed", N_("cannot run: actions not available yet: %(needs)s"),
+                        needs=needs)
             self._skip(scenario.steps, journal)
             return
         forward_done = False
         try:
             forward_done = self._forward(scenario, journal)
         except KeyboardInterrupt:
-            journal.add("interrupted", "interrupted by the operator (Ctrl-C)")
+            journal.add("interrupted", N_("interrupted by the operator (Ctrl-C)"))
         except Exception as exc:
             log.exception("drill %s stopped on an unexpected error", scenario.name)
-            journal.add("failed", f"stopped on an unexpected error: {type(exc).__name__}: {exc}")
+            journal.add("failed", N_("stopped on an unexpected error: %(error)s"),
+                        error=f"{type(exc).__name__}: {exc}")
         finally:
             with _sigint_deferred():
                 self._restore(scenario, journal)
@@ -164,10 +167,11 @@ class DrillRunner:
         try:
             after = self._phase(scenario.phase("steady_state_after"), journal.steady_after)
         except KeyboardInterrupt:
-            journal.add("interrupted", "interrupted by the operator (Ctrl-C) after restore")
+            journal.add("interrupted", N_("interrupted by the operator (Ctrl-C) after restore"))
             return
         if after is not None:
-            journal.add("deviated", f"steady state not back after the drill: {after.why()}")
+            journal.add("deviated", N_("steady state not back after the drill: %(why)s"),
+                        why=after.why())
 
     # -- phases -----------------------------------------------------------------------
 
@@ -175,19 +179,21 @@ class DrillRunner:
         """Steady state, fault, activate, verify. True when the fault was injected."""
         failing = self._phase(scenario.phase("steady_state"), journal.steady_before)
         if failing is not None:
-            journal.add("failed", f"steady state not met before the fault: {failing.why()}")
+            journal.add("failed", N_("steady state not met before the fault: %(why)s"),
+                        why=failing.why())
             self._skip(_phases(scenario, "fault", "activate", "verify"), journal)
             return False
         fault_start = self.clock()
         journal.fault_started_at = utc_now()
         failing = self._phase(scenario.phase("fault"), journal.run)
         if failing is not None:
-            journal.add("failed", f"the fault could not be injected: {failing.why()}")
+            journal.add("failed", N_("the fault could not be injected: %(why)s"),
+                        why=failing.why())
             self._skip(_phases(scenario, "activate", "verify"), journal)
             return True
         failing = self._phase(scenario.phase("activate"), journal.run)
         if failing is not None:
-            journal.add("deviated", f"activation failed: {failing.why()}")
+            journal.add("deviated", N_("activation failed: %(why)s"), why=failing.why())
             self._skip(scenario.phase("verify"), journal)
             return True
         self._verify(scenario, journal, fault_start)
@@ -211,13 +217,17 @@ class DrillRunner:
                 journal.recovered_at = utc_now()
                 journal.rto_seconds = now - fault_start
                 if not journal.rto_met:
-                    journal.add("deviated", f"RTO {journal.rto_seconds:.1f} s exceeds the "
-                                f"objective of {journal.objective_seconds} s")
+                    journal.add("deviated", N_("RTO %(rto)s s exceeds the objective of "
+                                               "%(objective)s s"),
+                                rto=round(journal.rto_seconds, 1),
+                                objective=journal.objective_seconds)
                 return
             if now + scenario.verify_interval >= deadline:
                 journal.run.extend(records)
-                journal.add("deviated", f"verify did not pass within {scenario.verify_timeout:g}"
-                            f" s ({number} rounds); last round: {failing.why()}")
+                journal.add("deviated", N_("verify did not pass within %(timeout)s s "
+                                           "(%(rounds)s rounds); last round: %(why)s"),
+                            timeout=_number(scenario.verify_timeout), rounds=number,
+                            why=failing.why())
                 return
             self.sleep(scenario.verify_interval)
 
@@ -225,8 +235,8 @@ class DrillRunner:
         for step in scenario.phase("restore"):
             record = self._step(step, journal.rollbacks)
             if not record.ok:
-                journal.add("failed", f"restore incomplete, check the lab/fallback by hand: "
-                            f"{record.why()}")
+                journal.add("failed", N_("restore incomplete, check the lab/fallback by "
+                                         "hand: %(why)s"), why=record.why())
 
     def _phase(self, steps: tuple[Step, ...], into: list[StepRecord], *,
                round_number: int | None = None, deadline: float | None = None
@@ -308,6 +318,11 @@ class DrillRunner:
             except BlockingIOError:
                 raise UsageError("another drill is running for this site") from None
             yield
+
+
+def _number(value: float) -> int | float:
+    """``120.0`` as ``120`` (as ``:g`` shows it), other values as they are."""
+    return int(value) if float(value).is_integer() else value
 
 
 def _phases(scenario: Scenario, *phases: Phase) -> tuple[Step, ...]:

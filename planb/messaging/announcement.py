@@ -1,7 +1,10 @@
-"""The activation announcement: a Jinja2 template in French, replaceable per site.
+"""The activation announcement: a Jinja2 template per language, replaceable per site.
 
-The shipped template is ``planb/data/templates/announcement.fr.md.j2``; a site
-overrides it with ``<state_dir>/templates/announcement.<lang>.md.j2``. The same text
+The shipped templates are ``planb/data/templates/announcement.<lang>.md.j2`` (fr, en),
+in the site's ``language:`` (French when planb.yml sets none, as it always was); a
+site overrides one with ``<state_dir>/templates/announcement.<lang>.md.j2``. It is one
+whole text agents read, so each language is a template, not catalogue entries. The
+activation time is the site's local time, formatted for the language by Babel. The same text
 is posted to the announcement room and printed for administrators ("what to tell
 agents"), so both always say the same thing. It renders in Jinja2's immutable
 sandbox: a site's template fills in values and cannot reach Python internals.
@@ -10,9 +13,7 @@ sandbox: a site's template fills in values and cannot reach Python internals.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
 from jinja2.exceptions import SecurityError
@@ -21,6 +22,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from planb.config import SiteConfig
 from planb.engine.actions import Incident
 from planb.errors import ConfigError
+from planb.i18n import Translator
 
 SITE_TEMPLATES_DIR = "templates"
 
@@ -35,7 +37,7 @@ class AnnouncementContext:
     drill: bool = False
 
 
-def template_name(lang: str = "fr") -> str:
+def template_name(lang: str) -> str:
     return f"announcement.{lang}.md.j2"
 
 
@@ -49,8 +51,11 @@ def _environment(site: SiteConfig) -> jinja2.Environment:
         keep_trailing_newline=True, autoescape=False)
 
 
-def render_announcement(site: SiteConfig, context: AnnouncementContext, lang: str = "fr") -> str:
-    """The announcement text (Markdown); ConfigError naming the template if it is broken."""
+def render_announcement(site: SiteConfig, context: AnnouncementContext,
+                        lang: str | None = None) -> str:
+    """The announcement text (Markdown) in ``lang`` (default: the site's announcement
+    language); ConfigError naming the template if it is broken."""
+    lang = lang or site.announcement_language
     name = template_name(lang)
     env = _environment(site)
     try:
@@ -85,23 +90,22 @@ def _source(env: jinja2.Environment, name: str) -> str:
         return name
 
 
-def site_template_path(site: SiteConfig, lang: str = "fr") -> Path:
-    """Where a site puts its own announcement."""
-    return site.state_dir / SITE_TEMPLATES_DIR / template_name(lang)
+def site_template_path(site: SiteConfig, lang: str | None = None) -> Path:
+    """Where a site puts its own announcement (default: in its announcement language)."""
+    return site.state_dir / SITE_TEMPLATES_DIR / template_name(
+        lang or site.announcement_language)
 
 
-def local_time_fr(utc_iso: str, timezone: str) -> str:
-    """``2025-03-01T08:30:00.000Z`` as ``01/03/2025 à 09 h 30`` in the site's time zone."""
-    moment = datetime.fromisoformat(utc_iso.replace("Z", "+00:00"))
-    try:
-        moment = moment.astimezone(ZoneInfo(timezone))
-    except ZoneInfoNotFoundError:
-        return moment.strftime("%d/%m/%Y à %H h %M (UTC)")
-    return moment.strftime("%d/%m/%Y à %H h %M")
+def local_time(utc_iso: str, language: str, timezone: str) -> str:
+    """``2025-03-01T08:30:00.000Z`` as ``1 mars 2025 à 09:30 UTC+01:00`` (fr) or
+    ``2025-03-01 09:30 UTC+01:00`` (en), in the site's time zone."""
+    return Translator(language, timezone).when(utc_iso, precise=False)
 
 
 def incident_announcement(site: SiteConfig, incident: Incident) -> str:
     """The announcement of ``incident``: what is posted to agents and printed for admins."""
+    lang = site.announcement_language
     return render_announcement(site, AnnouncementContext(
-        activated_at=local_time_fr(incident.started_at, site.deploy.timezone),
-        incident_id=incident.id, reason=incident.reason, drill=incident.drill))
+        activated_at=local_time(incident.started_at, lang,
+                                site.timezone or site.deploy.timezone),
+        incident_id=incident.id, reason=incident.reason, drill=incident.drill), lang)

@@ -158,7 +158,7 @@ def _drill(p: Mapping[str, Any], names: Pseudonyms, base: dict[str, Any],
         participants.append(Participant(
             _("sampled accounts probed (%(count)d, pseudonymised)") % {"count": len(subjects)},
             ", ".join(subjects)))
-    findings = tuple(Note(names.text(f.get("message")),
+    findings = tuple(Note(names.text(_finding(f, tr)),
                           _("drill finding (%(kind)s)") % {"kind": _kind(f.get("kind"), tr)})
                      for f in _list(p.get("findings")))
     collector = tuple(Note(names.text(e), _("collector error")) for e in
@@ -204,6 +204,27 @@ _KINDS = {"failed": N_("failed"), "deviated": N_("deviated"), "interrupted": N_(
 def _kind(value: Any, tr: Translator) -> str:
     word = text(value)
     return tr._(_KINDS[word]) if word in _KINDS else word
+
+
+def _finding(finding: Mapping[str, Any], tr: Translator) -> str:
+    """A drill finding in ``tr``'s language: its template (an English msgid) translated and
+    filled with its values, numbers in the locale's format; else its message as written."""
+    template, values = finding.get("template"), finding.get("values")
+    if not isinstance(template, str) or not template or not isinstance(values, Mapping):
+        return text(finding.get("message"))
+    shown = {k: _value(v, tr) for k, v in values.items() if isinstance(k, str)}
+    try:
+        return tr._(template) % shown
+    except (KeyError, ValueError, TypeError):  # a journal or catalogue that does not fit
+        return text(finding.get("message"))
+
+
+def _value(value: Any, tr: Translator) -> str:
+    if isinstance(value, float):
+        return tr.decimal(value, "0.0")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return text(value)
 
 
 def _phase(value: Any, tr: Translator) -> str:
