@@ -24,6 +24,7 @@ from planb.errors import UsageError
 from planb.inventory import InventoryHost, load_hosts
 from planb.verify import host_checks as hc
 from planb.verify import net_checks as nc
+from planb.verify import proxy_paths as pp
 from planb.verify.connections import HostConnections
 from planb.verify.model import CheckFailed, CheckResult, CheckSkipped, Status, VerifyReport
 
@@ -107,6 +108,8 @@ CHECKS: tuple[Check, ...] = (
     _check("matrix.client_api", PROXY, "client API answers through nginx over TLS",
            nc.client_api),
     _check("matrix.admin_api", PROXY, "admin API refused through nginx", nc.admin_api_refused),
+    _check("matrix.proxy_paths", PROXY, "nginx itself refuses raw paths with dot-segments, "
+           "encoded . \\ and the admin prefix; encoded Matrix IDs pass", pp.proxy_paths_refused),
     _check("matrix.registration", PROXY, "registration refused", nc.registration_refused),
     _check("matrix.ldap_injection", PROXY, "logins with * ( ) \\ never log anyone in",
            nc.ldap_injection),

@@ -25,6 +25,7 @@ from planb.lab.topology import build_topology
 from planb.provisioning.runner import ansible_env
 
 NGINX = planb.PLAYBOOKS_DIR / "roles" / "nginx"
+ROLE_VARS = yaml.safe_load((NGINX / "vars" / "main.yml").read_text(encoding="utf-8"))
 
 
 def resolve(tmp_path: Path, split: bool) -> dict[str, dict[str, Any]]:
@@ -36,7 +37,7 @@ def resolve(tmp_path: Path, split: bool) -> dict[str, dict[str, Any]]:
         "name": "Resolve the nginx role's values",
         "hosts": "fallback_proxy:fallback_messaging",
         "gather_facts": False,
-        "vars_files": [str(NGINX / "defaults" / "main.yml")],
+        "vars_files": [str(NGINX / "defaults" / "main.yml"), str(NGINX / "vars" / "main.yml")],
         "tasks": [{"name": "Write them down", "delegate_to": "localhost",
                    "ansible.builtin.copy": {
                        "dest": str(tmp_path / "out") + "/{{ inventory_hostname }}.json",
@@ -78,7 +79,10 @@ def test_split_proxy_goes_to_the_messaging_hosts_gate_open_to_the_proxy_only(
     assert [ln for ln in lines if ln.startswith("allow ")] == ["allow 10.77.5.11;"]
     assert "proxy_pass http://127.0.0.1:8008;" in lines  # Synapse stays on the loopback
     assert "location ^~ /_synapse/admin {" in lines
-    assert any(ln.startswith("if ($request_uri ") and "synapse" in ln for ln in lines)
+    # The raw-path rules (tests/unit/test_nginx_raw_paths.py says what they refuse).
+    assert [ln for ln in lines if ln.startswith("if ($request_uri ~* ")] == [
+        f'if ($request_uri ~* "{regex}") {{' for regex in (
+            ROLE_VARS["nginx_refused_path_regex"], ROLE_VARS["nginx_admin_path_regex"])]
 
 
 def test_one_host_proxy_keeps_synapse_on_its_loopback(tmp_path: Path) -> None:
