@@ -54,10 +54,13 @@ class HostConnections:
         if ssh.known_hosts:
             # The first command opens the connection: a refused host key is told as
             # planb tells it (host and fix), not as ssh's raw banner on every check.
-            first = remote.run("true")
-            if first.rc == 255 and is_key_refusal(first.stderr):
-                refused = refusal_error(ssh.key_target, Path(ssh.known_hosts))
-                raise HostKeyError(f"{refused} ({refused.hint})")
+            try:
+                remote.run("true")
+            except RuntimeError as exc:  # testinfra: ssh itself failed (exit 255)
+                if is_key_refusal(str(exc)):
+                    refused = refusal_error(ssh.key_target, Path(ssh.known_hosts))
+                    raise HostKeyError(f"{refused} ({refused.hint})") from None
+                raise
         return remote
 
     def close(self) -> None:
