@@ -9,9 +9,15 @@ delivery latency, and a login storm next to a plain concurrent login loop.
   then planb.messaging's ``announce`` posts a message; each agent's delay from the
   post to seeing it (p50, p95). Prints "not available yet" without planb.messaging;
 - login storm: N agents (default 200) log in at once through nginx (LDAP bind behind
-  Synapse), then another N log in through a plain loop with 4 in flight; logins/s and
-  p95 of each, and the storm's rate as a multiple of the loop's (aim: >= 0.8x).
-  Any HTTP 429 (Synapse rc_login) is counted and shown.
+  Synapse; 5 % of them mistype their password first, so the guard's failed-login limits
+  are crossed as on activation day), then another N log in through a plain loop with 4
+  in flight; logins/s and p95 of each, and the storm's rate as a multiple of the loop's
+  (aim: >= 0.8x). Any HTTP 429 (Synapse rc_login) is counted and shown; exit status 6
+  when an agent of the storm did not get in (the failed-login limits are too tight);
+- switch: the time from ``failover activate`` to an agent's first login, next to what
+  the old switch added to it (a Synapse restart until a login works again), measured in
+  the same run; Synapse's MainPID must not change across activate and deactivate (the
+  guard reads the mode at each login). Exit status 5 when it did.
 
 Exit status 4 when a drill did not pass or its RTO missed ``objectives.rto_seconds``
 (the other parts still run and print), 1 when the lab cannot be benchmarked.
@@ -40,15 +46,22 @@ from planb.drills.collectors import site_collectors
 from planb.drills.runner import DrillResult, DrillRunner
 from planb.drills.scenario import load_scenario
 from planb.failover.machine import Failover
+from planb.inventory import FALLBACK_MESSAGING, first_host
 from planb.lab.agents import agent_password
 from planb.messaging.sync_target import ANNOUNCEMENT_ROOM
 from planb.verify.announcement_probe import client_for
+from planb.verify.connections import HostConnections
 from planb.verify.probes import close_client, fallback_address
 
 SCENARIOS = ("primary-outage", "primary-stopped", "messaging-crash", "directory-crash")
 #: The exit status when a drill missed its RTO objective (or did not pass): a drill's
 #: DEVIATED status, so a scheduled benchmark shows red.
 EXIT_RTO_MISSED = 4
+#: The exit status when a standby/active switch restarted Synapse.
+EXIT_SWITCH_RESTARTED = 5
+#: The exit status when an agent of the login storm could not log in.
+EXIT_STORM_REFUSED = 6
+SYNAPSE_UNIT = "synapse.service"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -96,13 +109,26 @@ async def _login(client: AsyncClient, password: str) -> tuple[bool, float, str]:
     return ok, time.monotonic() - t0, "" if ok else str(getattr(answer, "status_code", answer))
 
 
-async def storm(site: SiteConfig, address: str, accounts: list[tuple[str, str]]
-                ) -> tuple[float, list[float], list[str]]:
-    """Every account logs in at once: (wall seconds, latencies, errors)."""
+async def _typo_then_login(client: AsyncClient, password: str, typo: bool
+                           ) -> tuple[bool, float, str]:
+    """Log in; when ``typo``, first with a mistyped password (as a hurried agent does)."""
+    if typo:
+        wrong, _, _ = await _login(client, password + "x")
+        if wrong:
+            return False, 0.0, "a mistyped password was accepted"
+    return await _login(client, password)
+
+
+async def storm(site: SiteConfig, address: str, accounts: list[tuple[str, str]],
+                typos: float = 0.0) -> tuple[float, list[float], list[str]]:
+    """Every account logs in at once, a ``typos`` share after one wrong password first:
+    (wall seconds, latencies, errors)."""
     clients = [client_for(site, login, address, 120) for login, _ in accounts]
+    every = round(1 / typos) if typos > 0 else 0
     start = time.monotonic()
-    results = await asyncio.gather(*(_login(c, p) for c, (_, p) in zip(clients, accounts,
-                                                                       strict=True)))
+    results = await asyncio.gather(*(
+        _typo_then_login(c, p, every > 0 and i % every == 0)
+        for i, (c, (_, p)) in enumerate(zip(clients, accounts, strict=True))))
     wall = time.monotonic() - start
     await asyncio.gather(*(close_client(c) for c in clients), return_exceptions=True)
     return wall, [s for ok, s, _ in results if ok], [e for ok, _, e in results if not ok]
@@ -170,6 +196,55 @@ async def latency(site: SiteConfig, address: str, accounts: list[tuple[str, str]
     return [t - posted[0] for t in seen.values()]
 
 
+def _main_pid(site: SiteConfig, connections: HostConnections) -> str:
+    host = first_host(site, FALLBACK_MESSAGING)
+    return connections.get(host).check_output(
+        f"systemctl show --property MainPID --value {SYNAPSE_UNIT}").strip()
+
+
+async def _first_login(site: SiteConfig, address: str, account: tuple[str, str],
+                       limit: float = 120) -> float:
+    """Seconds until ``account`` logs in (one try every 0.2 s)."""
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        client = client_for(site, account[0], address, 10)
+        ok, _, _ = await _login(client, account[1])
+        await close_client(client)
+        if ok:
+            return time.monotonic() - start
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"{account[0]} could not log in within {limit:.0f} s")
+
+
+def switch_times(site: SiteConfig, failover: Failover, address: str,
+                 account: tuple[str, str]) -> bool:
+    """Print the live switch's time to a login next to a restart's; True when no restart."""
+    connections = HostConnections()
+    try:
+        before = _main_pid(site, connections)
+        start = time.monotonic()
+        failover.activate("bench/drill.py: switch time", operator="bench", drill=True)
+        switched = time.monotonic() - start
+        login = asyncio.run(_first_login(site, address, account))
+        live = switched + login
+        after_activate = _main_pid(site, connections)
+        host = connections.get(first_host(site, FALLBACK_MESSAGING))
+        start = time.monotonic()
+        host.run(f"systemctl restart {SYNAPSE_UNIT}")
+        restart = (time.monotonic() - start) + asyncio.run(_first_login(site, address, account))
+        after_restart = _main_pid(site, connections)
+        failover.deactivate("bench: switch measured", operator="bench")
+        unchanged = (before == after_activate
+                     and _main_pid(site, connections) == after_restart)
+        print(f"  activate -> first login {live:.1f} s (switch {switched:.1f} s); a Synapse "
+              f"restart -> first login {restart:.1f} s, which the old switch added to it")
+        print(f"  Synapse MainPID {before} -> {after_activate} across activate, "
+              f"{after_restart} across deactivate: {'unchanged' if unchanged else 'RESTARTED'}")
+        return unchanged and before != "0"
+    finally:
+        connections.close()
+
+
 def line(name: str, wall: float, latencies: list[float], errors: list[str]) -> float:
     rate = len(latencies) / wall if wall else 0.0
     throttled = sum("429" in e or "LIMIT" in e for e in errors)
@@ -188,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="stop after the drills (no latency or login storm)")
     parser.add_argument("--storm", type=int, default=200, help="agents in the login storm")
     parser.add_argument("--listeners", type=int, default=100)
+    parser.add_argument("--typos", type=float, default=0.05,
+                        help="share of the storm's agents who first mistype their password")
+    parser.add_argument("--skip-switch", action="store_true", help="no switch timing")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("nio").setLevel(logging.ERROR)
@@ -210,8 +288,12 @@ def main(argv: list[str] | None = None) -> int:
     listeners = accounts[2 * args.storm:]
     store = site_store(site)
     failover = Failover(site, default_registry(site, store), store)
-    failover.activate("bench/drill.py: latency and login storm", operator="bench", drill=True)
     address = fallback_address(site)
+    live_switch = True
+    if not args.skip_switch:
+        print("standby -> active switch:")
+        live_switch = switch_times(site, failover, address, listeners[0])
+    failover.activate("bench/drill.py: latency and login storm", operator="bench", drill=True)
     try:
         print("announcement delivery latency:")
         delays = asyncio.run(latency(site, address, listeners, ANNOUNCEMENT_ROOM))
@@ -219,12 +301,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  from the announce() call: p50 {pct(delays, 0.5):.2f} s, "
                   f"p95 {pct(delays, 0.95):.2f} s (aim p95 < 5 s)")
         print(f"login storm ({args.storm} agents through nginx + Synapse + LDAP):")
-        s_rate = line("storm, all at once", *asyncio.run(storm(site, address, storm_set)))
+        wall, latencies, refused = asyncio.run(storm(site, address, storm_set, args.typos))
+        s_rate = line(f"storm, {args.typos:.0%} typos", wall, latencies, refused)
         l_rate = line("plain loop, 4 in flight", *asyncio.run(loop(site, address, loop_set)))
         if l_rate:
             print(f"  storm / loop = {s_rate / l_rate:.2f}x (aim >= 0.8x)")
     finally:
         failover.deactivate("bench done", operator="bench")
+    if not live_switch:
+        print("the standby/active switch restarted Synapse (exit 5)")
+        return EXIT_SWITCH_RESTARTED
+    if refused:
+        print(f"{len(refused)} agents of the login storm could not log in (exit 6)")
+        return EXIT_STORM_REFUSED
     return _verdict(misses)
 
 
