@@ -65,8 +65,8 @@ def compile_all() -> None:
             write_mo(handle, catalog, use_fuzzy=False)
 
 
-def po_path(lang: str) -> Path:
-    return LOCALE / lang / "LC_MESSAGES" / "planb.po"
+def po_path(lang: str, locale: Path = LOCALE) -> Path:
+    return locale / lang / "LC_MESSAGES" / "planb.po"
 
 
 def used_messages() -> set[tuple[str, str | None]]:
@@ -83,12 +83,12 @@ def used_messages() -> set[tuple[str, str | None]]:
     return found
 
 
-def problems() -> list[str]:
-    """What is wrong with the catalogues ([] when nothing)."""
+def problems(locale: Path = LOCALE) -> list[str]:
+    """What is wrong with the catalogues under ``locale`` ([] when nothing)."""
     found: list[str] = []
     used = used_messages()
     for lang in LANGUAGES:
-        po = po_path(lang)
+        po = po_path(lang, locale)
         with po.open("rb") as handle:
             catalog = read_po(handle, locale=lang)
         ids = {(m.id[0] if isinstance(m.id, tuple) else m.id, m.context) for m in catalog

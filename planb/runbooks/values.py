@@ -123,7 +123,9 @@ def site_values(site: SiteConfig, *, scenarios: Sequence[Mapping[str, str]] = ()
             "vault": str(site.inventory_dir / "group_vars" / "all" / "vault.yml"),
         },
         "key": key_values(state_dir),
-        "scenarios": [dict(s) for s in scenarios],
+        # A shipped scenario's description is in the catalogues; a site's own stays as is.
+        "scenarios": [{**s, "description": tr._(s["description"]) if s.get("description")
+                       else ""} for s in scenarios],
         "contacts": [{"name": c.name, "role": c.role, "phone": c.phone}
                      for c in site.crisis_cell.contacts],
     }

@@ -125,6 +125,27 @@ def screenshot(page: Path, png: Path, size: str = "1280,2000") -> Path:
     return png
 
 
+def print_pdf(page: Path, pdf: Path) -> Path:
+    """``page`` printed to PDF by Chromium (its @page rules decide the paper size)."""
+    pdf.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix="planb-pdf-") as tmp:
+        done = _run_chromium([f"--print-to-pdf={pdf}", "--no-pdf-header-footer",
+                              "--virtual-time-budget=5000", page.resolve().as_uri()],
+                             Path(tmp) / "profile")
+    if not pdf.is_file():
+        raise RuntimeError(f"Chromium wrote no PDF (exit {done.returncode}): "
+                           f"{done.stderr[-2000:]}")
+    return pdf
+
+
+def page_sizes_mm(pdf: Path) -> list[tuple[int, int]]:
+    """Each page's (width, height) in millimetres, from the PDF's MediaBox entries."""
+    boxes = re.findall(rb"/MediaBox\s*\[\s*([-\d.]+)\s+([-\d.]+)\s+([-\d.]+)\s+([-\d.]+)",
+                       pdf.read_bytes())
+    return [(round((float(x1) - float(x0)) * 25.4 / 72), round((float(y1) - float(y0)) * 25.4 / 72))
+            for x0, y0, x1, y1 in boxes]
+
+
 def blocking(result: dict[str, Any]) -> list[dict[str, Any]]:
     """The serious and critical violations."""
     return [v for v in result.get("violations", []) if v.get("impact") in BLOCKING]
