@@ -180,7 +180,7 @@ class Translator:
 
     def when(self, value: Any, *, precise: bool = True) -> str:
         """A journal time for people: ``2025-03-01 09:30:00.123 UTC`` (en),
-        ``1 mars 2025 à 10:30:00,123 UTC+01:00`` (fr); ``precise=False`` stops at minutes.
+        ``1er mars 2025 à 10:30:00,123 UTC+01:00`` (fr); ``precise=False`` stops at minutes.
         A string that is not a time is shown as it is."""
         moment = self.moment(value)
         if moment is None:
@@ -198,10 +198,12 @@ class Translator:
         return " à " if self.language == "fr" else " "
 
     def date(self, moment: datetime) -> str:
-        """``2025-03-01`` (en) or ``1 mars 2025`` (fr)."""
+        """``2025-03-01`` (en) or ``1er mars 2025`` (fr)."""
         if self.language == "en":
             return f"{moment:%Y-%m-%d}"
-        return format_datetime(moment, "d MMMM y", locale=self.language)
+        shown = format_datetime(moment, "d MMMM y", locale=self.language)
+        # French writes the first of the month as an ordinal: 1er mars 2025.
+        return "1er" + shown[1:] if moment.day == 1 else shown
 
     def day(self, value: Any) -> str:
         """The local day of a journal time, as :meth:`date` shows it ('' if none)."""

@@ -97,7 +97,7 @@ def site_template_path(site: SiteConfig, lang: str | None = None) -> Path:
 
 
 def local_time(utc_iso: str, language: str, timezone: str) -> str:
-    """``2025-03-01T08:30:00.000Z`` as ``1 mars 2025 à 09:30 UTC+01:00`` (fr) or
+    """``2025-03-01T08:30:00.000Z`` as ``1er mars 2025 à 09:30 UTC+01:00`` (fr) or
     ``2025-03-01 09:30 UTC+01:00`` (en), in the site's time zone."""
     return Translator(language, timezone).when(utc_iso, precise=False)
 

@@ -111,6 +111,7 @@ def test_french_dates_numbers_and_durations() -> None:
     assert f"{fr.integer(9000)} agents" == "9\u202f000 agents"
     assert fr.size(12.3 * 1024 * 1024) == "12,3 Mio"
     assert fr.month("2026-11-30T23:30:00Z") == "décembre 2026"  # Paris is already there
+    assert fr.when("2025-03-01T08:30:00Z", precise=False) == "1er mars 2025 à 09:30 UTC+01:00"
     en = Translator("en")  # today's English: UTC, the journal's own digits
     assert en.when("2026-11-29T20:46:00.123Z") == "2026-11-29 20:46:00.123 UTC"
     assert en.seconds(40.8) == "40.8 s" and en.integer(9000) == "9,000"
@@ -120,7 +121,7 @@ def test_french_dates_numbers_and_durations() -> None:
 
 # -- reports ----------------------------------------------------------------------------
 
-_FR_DATE = re.compile(r"\d{1,2} (janvier|février|mars|avril|mai|juin|juillet|août|septembre|"
+_FR_DATE = re.compile(r"\d{1,2}(er)? (janvier|février|mars|avril|mai|juin|juillet|août|septembre|"
                       r"octobre|novembre|décembre) \d{4}( à \d{2}:\d{2}(:\d{2}(,\d+)?)?)?"
                       r"( UTC([+-]\d{2}:\d{2})?)?")
 _EN_DATE = re.compile(r"\d{4}-\d{2}-\d{2}( \d{2}:\d{2}(:\d{2}(\.\d+)?)?)?( UTC([+-]\d{2}:\d{2})?)?")
