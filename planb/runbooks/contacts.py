@@ -117,15 +117,18 @@ def build_sheet(people: Iterable[Person], cell: CrisisCellConfig, source: str,
 
 
 def read_people(site: SiteConfig, *, origin: Origin = "fallback",
-                snapshot: Path | None = None) -> tuple[str, list[Any]]:
-    """``(what was read, its people)`` from the fallback, the primary or a snapshot."""
+                snapshot: Path | None = None,
+                tr: Translator | None = None) -> tuple[str, list[Any]]:
+    """``(what was read, its people)`` from the fallback, the primary or a snapshot
+    (the fallback named in ``tr``'s language; the others as the directory reader says)."""
 
     sync = Sync(site)
     if snapshot is not None or origin == "primary":
         result = sync.read_source(from_snapshot=snapshot)
         return result.source, list(result.agents)
     state = sync.read_fallback()
-    return f"the fallback directory ({sync.fallback.url})", list(state.entries.values())
+    label = (tr or english())._("the fallback directory (%(url)s)")
+    return label % {"url": sync.fallback.url}, list(state.entries.values())
 
 
 def crisis_sheet(site: SiteConfig, *, origin: Origin = "fallback",
@@ -136,7 +139,7 @@ def crisis_sheet(site: SiteConfig, *, origin: Origin = "fallback",
     UsageError when the cell is empty: an empty sheet printed in a crisis is worse
     than an error now.
     """
-    source, people = read_people(site, origin=origin, snapshot=snapshot)
+    source, people = read_people(site, origin=origin, snapshot=snapshot, tr=tr)
     sheet = build_sheet(people, site.crisis_cell, source,
                         (tr or site.translator()).now())
     if sheet.count == 0:

@@ -314,3 +314,27 @@ def test_a_site_catalogue_entry_wins_in_runbooks_too(french_lab_site: Path) -> N
     text = _runbook(french_lab_site, "activate-failover")
     assert "## Numéros d'urgence du site" in text and "## Qui appeler" not in text
     assert "## Avant de commencer" in text
+
+
+def test_report_commands_follow_the_sites_language(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a site 'planb init' made (French), export and trend are French; --language en
+    gives the English ones."""
+    monkeypatch.setenv("PLANB_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("PLANB_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert runner.invoke(app, ["init", "site"]).exit_code == 0
+    assert runner.invoke(app, ["keys", "init"]).exit_code == 0
+    site = load_config(tmp_path / "site" / "planb.yml")
+    write_drills(site)
+    for args, french, english in (
+            (["report", "export", "2", "--format", "md"], "# Rapport d'exercice",
+             "# Drill report"),
+            (["report", "trend"], "Tendance des exercices", "Drill trend")):
+        shown = runner.invoke(app, args)
+        assert shown.exit_code == 0, shown.output
+        assert french in html_text.unescape(shown.output) and "UTC+01:00" in shown.output
+        again = runner.invoke(app, [*args, "--language", "en"])
+        assert again.exit_code == 0 and english in again.output
+    wrong = runner.invoke(app, ["report", "trend", "--language", "de"])
+    assert wrong.exit_code == 2 and "use one of en, fr" in wrong.output
