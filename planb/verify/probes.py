@@ -1,7 +1,7 @@
 """Functional probes: agents log in through LDAP via nginx over TLS and exchange messages.
 
 With matrix-nio, as a Matrix client would: every agent logs in (the password is
-checked against the fallback LDAP by matrix-synapse-ldap3), the first one creates a
+checked against the fallback LDAP by planb's Synapse module), the first one creates a
 private room and invites the others, they join, each sends one message and each
 waits to receive the message of the agent before it (a ring). Then every agent
 leaves the room and logs out.
@@ -15,10 +15,11 @@ only the room's last 10 events, so a ring of more than 10 lost the first message
 Connections go to the fallback's inventory address with the public host name for SNI
 and certificate checks, trusting the planb CA.
 
-In standby, Synapse refuses logins of ordinary users (``hs_disabled``) *after*
-checking the password: the answer ``M_RESOURCE_LIMIT_EXCEEDED`` is reported as such.
-Drills probe after activation; ``planb verify`` in standby needs probe accounts
-that are Synapse *support* users (exempt from ``hs_disabled``).
+In standby, planb's Synapse module refuses every login *before* asking the
+directory, with the same answer as a wrong password (403 ``M_FORBIDDEN``): a refused
+login cannot tell standby from a bad password, and the detail says both. Drills
+probe after activation; ``planb verify`` in standby logs in with the probe accounts
+the synapse role exempts from standby (``synapse_standby_exempt_localparts``).
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ from planb.verify.endpoints import tls_context
 log = logging.getLogger(__name__)
 
 Account = tuple[str, str]
-STANDBY = "M_RESOURCE_LIMIT_EXCEEDED"
+#: What a refused login answers, standby or wrong password alike (no oracle).
+REFUSED = "M_FORBIDDEN"
 #: Timeline events per synced room: at least this, and always more than a ring sends.
 TIMELINE_LIMIT = 50
 
@@ -179,9 +181,9 @@ async def _login(client: AsyncClient, password: str, result: AgentProbe) -> bool
         result.user_id = answer.user_id
         return True
     code = getattr(answer, "status_code", None)
-    if code == STANDBY:
-        result.detail = ("login refused: the fallback is in standby (hs_disabled); the LDAP "
-                         "password was accepted")
+    if code == REFUSED:
+        result.detail = ("login refused (403 M_FORBIDDEN): wrong password, or the fallback "
+                         "is in standby and this account is not exempt")
     else:
         result.detail = f"login refused: {code or ''} {getattr(answer, 'message', answer)}".strip()
     return False

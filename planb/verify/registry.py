@@ -25,6 +25,7 @@ from planb.inventory import InventoryHost, load_hosts
 from planb.verify import host_checks as hc
 from planb.verify import net_checks as nc
 from planb.verify import proxy_paths as pp
+from planb.verify import standby_check as sc
 from planb.verify.connections import HostConnections
 from planb.verify.model import CheckFailed, CheckResult, CheckSkipped, Status, VerifyReport
 
@@ -113,6 +114,8 @@ CHECKS: tuple[Check, ...] = (
     _check("matrix.registration", PROXY, "registration refused", nc.registration_refused),
     _check("matrix.ldap_injection", PROXY, "logins with * ( ) \\ never log anyone in",
            nc.ldap_injection),
+    _check("matrix.standby_login", PROXY, "standby refuses logins before the directory "
+           "(right and wrong password: one answer)", sc.standby_refuses_before_directory),
     _check("matrix.probe", PROXY, "two probe accounts log in via LDAP and exchange a message",
            nc.probe_exchange),
 )

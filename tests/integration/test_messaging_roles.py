@@ -5,8 +5,9 @@ second run changing nothing (test_lab_deploy.py). Here, what an agent or an
 administrator would see: the client API answers
 through nginx over TLS (verified with the planb CA, SNI matrix.planb.lab), the
 admin API and registration are refused there, the admin token works from the host
-itself, the fallback starts in standby (logins refused with the French message,
-admin provisioning allowed) and failover.yml flips it only when asked.
+itself, the fallback starts in standby (logins refused like a wrong password, admin
+provisioning allowed) and failover.yml flips it only when asked, without restarting
+Synapse.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from planb.hostkeys import known_hosts_path
 from planb.lab.lab import Lab
 from planb.provisioning import PlaybookResult, new_run_dir, run_playbook
 from planb.provisioning.deploy import deploy_vars
+from planb.verify.accounts import default_probe_file, load_probe_accounts
 from tests.integration.conftest import LabSession
 
 pytestmark = pytest.mark.lab
@@ -119,6 +121,7 @@ def test_client_api_answers_through_nginx_over_tls(deployed: Deployed) -> None:
 
 def test_admin_api_and_federation_are_not_exposed(deployed: Deployed) -> None:
     for path in ("/_synapse/admin/v1/server_version", "/_synapse/admin/v2/users",
+                 "/_synapse/client/planb/admin_token",
                  "/_matrix/federation/v1/version", "/.well-known/matrix/server"):
         status, _ = _https(deployed, "GET", path)
         assert status == 404, path
@@ -153,6 +156,8 @@ def test_filter_characters_in_a_login_get_nobody_in(deployed: Deployed) -> None:
 
 def test_standby_blocks_agents_but_not_provisioning_and_failover_flips(
         deployed: Deployed) -> None:
+    """A Matrix-only password never logs in; a probe spelled otherwise than its exempt
+    login is an ordinary login: refused in standby, in once failover.yml says active."""
     token = _admin_token(deployed)
     mode = deployed.lab.run_on(HOST, ["cat", "/etc/planb/mode"])
     assert mode.stdout.strip() == "standby"
@@ -163,18 +168,47 @@ def test_standby_blocks_agents_but_not_provisioning_and_failover_flips(
     status, room = _on_host(deployed, "POST", "/_matrix/client/v3/createRoom", token,
                             {"name": "standby provisioning"})
     assert status == 200 and str(room["room_id"]).startswith("!")
-    # Agents are refused with the French message.
-    status, body = _login(deployed, PROBE_USER, PROBE_PASSWORD)
-    assert status == 403 and body["errcode"] == "M_RESOURCE_LIMIT_EXCEEDED"
-    assert "messagerie de secours" in str(body["error"])
+    probe, password = load_probe_accounts(default_probe_file(deployed.site))[0]
+    canary = probe.upper()
+    for user, secret in ((PROBE_USER, PROBE_PASSWORD), (canary, password)):
+        status, body = _login(deployed, user, secret)
+        assert (status, body["errcode"], body["error"]) == (
+            403, "M_FORBIDDEN", "Invalid username or password"), (user, body)
     try:
         first = _failover(deployed, "active")
         assert first.ok and first.changed_total > 0
         assert _failover(deployed, "active").changed_total == 0
-        status, body = _login(deployed, PROBE_USER, PROBE_PASSWORD)
-        assert status == 200 and body["user_id"] == f"@{PROBE_USER}:planb.lab"
+        status, body = _login(deployed, canary, password)
+        assert status == 200 and body["user_id"] == f"@{probe}:planb.lab", body
+        # No local passwords: the admin API's password is no way in, active or not.
+        status, _ = _login(deployed, PROBE_USER, PROBE_PASSWORD)
+        assert status == 403
     finally:
         back = _failover(deployed, "standby")
     assert back.ok
-    status, _ = _login(deployed, PROBE_USER, PROBE_PASSWORD)
+    status, _ = _login(deployed, canary, password)
     assert status == 403
+
+
+def test_the_admin_token_resource_wants_a_fresh_mac_from_the_host_itself(
+        deployed: Deployed) -> None:
+    """One MAC gets one login token; a replay, a bad MAC or a proxied request get none."""
+    script = (
+        "import hashlib,hmac,json,secrets,time,urllib.request,urllib.error\n"
+        "k=open('/etc/synapse/keys/registration_shared_secret','rb').read().strip()\n"
+        "t=int(time.time());n=secrets.token_hex(16)\n"
+        "def mac(t,n):\n"
+        " return hmac.new(k,f'planb-admin-token\\n{t}\\n{n}'.encode(),hashlib.sha256).hexdigest()\n"
+        "m=mac(t,n);o=secrets.token_hex(16)\n"
+        "def post(b,h={}):\n"
+        " r=urllib.request.Request('http://127.0.0.1:8008/_synapse/client/planb/admin_token',"
+        "data=json.dumps(b).encode(),headers=h)\n"
+        " try:\n  return urllib.request.urlopen(r).status\n"
+        " except urllib.error.HTTPError as e:\n  return e.code\n"
+        "good={'ts':t,'nonce':n,'mac':m}\n"
+        "print(post(good,{'X-Forwarded-For':'127.0.0.1'}),post(dict(good,mac='0'*64)),"
+        "post(good),post(good),post({'ts':t-3600,'nonce':o,'mac':mac(t-3600,o)}))\n"
+    )
+    done = deployed.lab.run_on(HOST, ["python3", "-c", script])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["404", "403", "200", "403", "403"]

@@ -1,7 +1,7 @@
 """'planb verify' on the deployed lab: green, then red with a service stopped by hand.
 
 The probe and injection checks use the two probe accounts the deploy makes (LDAP
-entries, Synapse support users so they log in in standby) and records for verify.
+entries, Synapse support users exempt from standby) and records for verify.
 """
 
 from __future__ import annotations
