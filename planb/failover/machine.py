@@ -40,6 +40,7 @@ from planb.engine.actions import (
 from planb.engine.records import StepRecord, StepStatus, resolve_operator
 from planb.engine.redaction import Redactor
 from planb.errors import Interrupted, PlanbError, UsageError
+from planb.i18n import N_
 from planb.mode import (
     AuditEntry,
     AuditLog,
@@ -206,6 +207,13 @@ class Failover:
              operator: str, audit: _Auditor, force: bool) -> Transition:
         done: list[tuple[FailoverStep, StepRecord]] = []
         warnings: list[str] = []
+        #: Each warning's English template (a catalogue msgid) and values, for reports.
+        templates: list[dict[str, object]] = []
+
+        def warn(template: str, **values: str) -> None:
+            warnings.append(template % values)
+            templates.append({"template": template, "values": values})
+
         committed = False
         result: Literal["completed", "failed", "interrupted"] = "completed"
         new_state = current
@@ -217,7 +225,8 @@ class Failover:
                 done.append((step, outcome))
                 if outcome.status in ("ok", "forced"):
                     if outcome.status == "forced":
-                        warnings.append(f"{step.name} failed and was forced: {outcome.error}")
+                        warn(N_("%(step)s failed and was forced: %(error)s"), step=step.name,
+                             error=outcome.error or "")
                     if step.commit:
                         committed = True
                         new_state = self._commit(target, current, incident, operator)
@@ -225,8 +234,9 @@ class Failover:
                 if step.critical and not (force and step.forceable):
                     raise _Abort(f"{step.name} ({step.action}) {outcome.status}: "
                                  f"{outcome.error or outcome.output.strip()[-300:]}")
-                warnings.append(f"{step.name} {outcome.status}: "
-                                f"{outcome.error or outcome.output.strip()[-300:]}")
+                warn(N_("%(step)s %(status)s: %(error)s"), step=step.name,
+                     status=outcome.status,
+                     error=outcome.error or outcome.output.strip()[-300:])
         except _Abort as stop:
             result = "failed"
             self._undo(done, operator, incident, audit)
@@ -242,7 +252,7 @@ class Failover:
             and committed else None
         audit(result, detail=failure if result != "completed" else "; ".join(warnings))
         journal = self._journal(event, result, current, new_state, incident, operator, done,
-                                warnings, time.monotonic() - start, ended, duration)
+                                warnings, time.monotonic() - start, ended, duration, templates)
         if result == "interrupted":
             raise Interrupted(failure, hint=f"see {self.audit.path}")
         if result == "failed":
@@ -303,7 +313,8 @@ class Failover:
     def _journal(self, event: Event, result: str, before: FailoverState, after: FailoverState,
                  incident: Incident, operator: str,
                  done: list[tuple[FailoverStep, StepRecord]], warnings: list[str],
-                 duration: float, ended: str, incident_seconds: float | None) -> StoredJournal:
+                 duration: float, ended: str, incident_seconds: float | None,
+                 templates: list[dict[str, object]] | None = None) -> StoredJournal:
         payload = {
             "format": PAYLOAD_FORMAT, "event": event, "result": result,
             "incident_id": incident.id, "drill": incident.drill, "reason": incident.reason,
@@ -315,6 +326,7 @@ class Failover:
             "incident_duration_seconds": None if incident_seconds is None
             else round(incident_seconds, 3),
             "steps": [o.as_json() for _, o in done], "warnings": list(warnings),
+            "warning_templates": list(templates or []),
         }
         return self.store.append(JOURNAL_KIND, payload)
 

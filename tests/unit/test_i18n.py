@@ -25,7 +25,10 @@ from planb.i18n import Translator, site_catalogue
 from planb.lab.site import write_lab_site
 from planb.lab.topology import build_topology
 from planb.messaging.announcement import AnnouncementContext, render_announcement
+from planb.reports.keys import KeyPaths, init_keys
 from planb.reports.render import render_report, render_trend
+from tests.unit.test_drills_scenario import make_site
+from tests.unit.test_failover_machine import Fallback, machine
 from tests.unit.test_reports_render_model import doc_of, drill_payload, signed_store, write_drills
 from tests.unit.test_reports_render_model import site as site  # noqa: F401 (fixture)
 from tests.unit.test_runbooks_render import lab_agents
@@ -338,3 +341,23 @@ def test_report_commands_follow_the_sites_language(tmp_path: Path,
         assert again.exit_code == 0 and english in again.output
     wrong = runner.invoke(app, ["report", "trend", "--language", "de"])
     assert wrong.exit_code == 2 and "use one of en, fr" in wrong.output
+
+
+def test_failover_report_and_its_warnings_in_french(tmp_path: Path) -> None:
+    """A real activation whose announcement is not built yet: its journal's warning is
+    kept in English and shown in French, with the words of the switch."""
+    failover_site = make_site(tmp_path)
+    init_keys(KeyPaths.for_state_dir(failover_site.state_dir), None)
+    fallback = Fallback()
+    fallback.announce_built = False
+    done = machine(failover_site, fallback).activate("incident")
+    assert done.warnings == ("announce unavailable: not available yet: needs planb.messaging",)
+    assert done.journal is not None
+    doc = doc_of(done.journal)
+    french = html_text.unescape(render_report("md", doc, (), Translator("fr")))
+    assert "# Rapport de bascule : activation" in french
+    assert "veille → actif" in french
+    assert "announce unavailable : not available yet: needs planb.messaging (avertissement)" \
+        in french
+    english = render_report("md", doc)
+    assert "announce unavailable: not available yet: needs planb.messaging (warning)" in english

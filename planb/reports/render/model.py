@@ -43,7 +43,8 @@ PHASE_NAMES = {
     "steady_state": N_("steady state (before)"), "fault": N_("fault"),
     "activate": N_("activate"), "verify": N_("verify"), "restore": N_("restore"),
     "steady_state_after": N_("steady state (after)"),
-    # failover events
+    # failover events ("activate" is the drill phase's word too)
+    "deactivate": N_("deactivate"),
     "activation": N_("activation"), "deactivation": N_("deactivation"),
 }
 
@@ -257,7 +258,11 @@ def _failover(p: Mapping[str, Any], names: Pseudonyms, base: dict[str, Any],
         (_("duration"), tr.seconds(p.get("duration_seconds"))),
         (_("incident duration"), tr.seconds(p.get("incident_duration_seconds"))),
     )
-    warnings = tuple(Note(names.text(w), _("warning")) for w in _strings(p.get("warnings")))
+    texts = _strings(p.get("warnings"))
+    templates = _list(p.get("warning_templates"))
+    if len(templates) == len(texts):  # each warning with its template: translated
+        texts = [_finding({**t, "message": w}, tr) for t, w in zip(templates, texts, strict=True)]
+    warnings = tuple(Note(names.text(w), _("warning")) for w in texts)
     return ReportView(
         title=_("Failover report: %(event)s") % {"event": event}, status=status,
         summary=_("Failover %(event)s %(result)s: %(modes)s.")
