@@ -119,6 +119,11 @@ class Translator:
     def ngettext(self, singular: str, plural: str, n: int) -> str:
         return self.translations.ngettext(singular, plural, n)
 
+    @property
+    def colon(self) -> str:
+        """``: `` as the language writes it before a value (French puts a space before)."""
+        return "\u00a0: " if self.language == "fr" else ": "
+
     def install(self, env: Any) -> None:
         """Give a Jinja2 environment (with ``jinja2.ext.i18n``) these messages."""
         env.install_gettext_translations(self.translations, newstyle=True)

@@ -35,7 +35,7 @@ def render_html(view: ReportView, tr: Translator | None = None) -> str:
     """The report page of one journal, in ``tr``'s language (English by default)."""
     tr = tr or english()
     return environment(tr).get_template("report.html.j2").render(
-        v=view, lang=tr.language, version=planb.__version__)
+        v=view, lang=tr.language, colon=tr.colon, version=planb.__version__)
 
 
 def render_trend_html(trend: TrendView, tr: Translator | None = None) -> str:

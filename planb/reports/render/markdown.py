@@ -45,18 +45,18 @@ def render_markdown(view: ReportView, tr: Translator | None = None) -> str:
                   (_("RTO against objective"), _status(view.rto.outcome))]
     facts += [(_("Journal"), f"`{view.file}`"), (_("Written"), md(view.created_at)),
               (_("Signature"), _status(view.signature.status))]
-    out += _facts(facts)
+    out += _facts(facts, tr.colon)
     out += ["## " + _("Scope"), ""]
-    out += _facts([(md(k), md(v)) for k, v in view.scope]) if view.scope else none
+    out += _facts([(md(k), md(v)) for k, v in view.scope], tr.colon) if view.scope else none
     if view.details:
         out += ["### " + _("Recorded details"), "",
-                *_facts([(md(k), md(v)) for k, v in view.details])]
+                *_facts([(md(k), md(v)) for k, v in view.details], tr.colon)]
     out += ["## " + _("Objectives and outcome"), ""]
     out += _table((_("Objective"), _("Target"), _("Measured"), _("Outcome")),
                   [(md(o.name), md(o.target), md(o.measured), _status(o.outcome))
                    for o in view.objectives], none)
     out += ["## " + _("Participants"), ""]
-    out += [f"- **{md(p.role)}**: {md(p.name)}" for p in view.participants] + [""] \
+    out += [f"- **{md(p.role)}**{tr.colon}{md(p.name)}" for p in view.participants] + [""] \
         if view.participants else none
     if view.timeline_day:
         caption = _("Steps in the order they ran (times in %(zone)s, on %(day)s)") % {
@@ -78,7 +78,7 @@ def render_markdown(view: ReportView, tr: Translator | None = None) -> str:
     if outputs:
         out += ["### " + _("Step outputs"), ""]
         for s in outputs:
-            out += [f"**{md(s.phase)}: {md(s.name)}** ({s.status.word})", "",
+            out += [f"**{md(s.phase)}{tr.colon}{md(s.name)}** ({s.status.word})", "",
                     *_fence(s.output), ""]
     out += ["## " + _("Checks and probes"), "", _("Subjects are pseudonymised."), ""]
     out += _table((_("Step"), _("Probe"), _("Subject"), _("Result"), _("Duration"),
@@ -89,7 +89,7 @@ def render_markdown(view: ReportView, tr: Translator | None = None) -> str:
     out += ["## " + _("Recommendations and follow-up actions"), "",
             *_notes(view.recommendations, none)]
     out += ["## " + _("Environment"), "", "### " + _("Versions"), ""]
-    out += _facts([(md(k), md(v)) for k, v in view.versions]) if view.versions else none
+    out += _facts([(md(k), md(v)) for k, v in view.versions], tr.colon) if view.versions else none
     out += ["### " + _("Footprint"), ""]
     out += _table((_("Host"), _("Service"), _("Memory"), _("Disk")),
                   [(md(f.host), md(f.service), md(f.memory), md(f.disk))
@@ -104,7 +104,7 @@ def render_markdown(view: ReportView, tr: Translator | None = None) -> str:
         (_("Previous journal SHA-256"), f"`{sig.previous_sha256}`" if sig.previous_sha256
          else _("none (first journal)")),
         (_("Journal id"), f"`{md(view.journal_id)}`"),
-    ])
+    ], tr.colon)
     if view.addenda:
         out += ["### " + _("Addenda"), ""]
         out += _table((_("Addendum"), _("Written"), _("Author"), _("Signature"),
@@ -127,8 +127,8 @@ def _none(tr: Translator) -> list[str]:
     return [f"_{tr._(NONE_RECORDED)}_", ""]
 
 
-def _facts(rows: Iterable[tuple[str, str]]) -> list[str]:
-    return [f"- **{label}**: {value}" for label, value in rows] + [""]
+def _facts(rows: Iterable[tuple[str, str]], colon: str = ": ") -> list[str]:
+    return [f"- **{label}**{colon}{value}" for label, value in rows] + [""]
 
 
 def _notes(notes: Sequence[Note], none: list[str]) -> list[str]:
