@@ -301,18 +301,20 @@ def test_a_leavers_session_stops_working_at_the_next_sync(lab: Lab) -> None:
     assert (status, me.get("user_id")) == (200, lab.user_id(leaver.login)), me
     lab.primary.leave(leaver)
     code, out, err = lab.sync()
-    assert code == 0, out + err
     status, answer = lab.whoami(token)
     assert (status, answer.get("errcode")) == (401, "M_UNKNOWN_TOKEN"), (status, answer)
+    assert code == 0, out + err
 
 
 def test_a_department_alias_an_agent_took_first_is_refused(lab: Lab, api: AdminApi) -> None:
     squatter = lab.people["squatter"]
     token = lab.token(squatter.login, squatter.password)
     alias = room_aliases([NEW_DEPARTMENT], lab.target.names.prefix)[NEW_DEPARTMENT]
+    # Public (join rule), so the admin API could force-join anyone: what an attacker
+    # who wants the department in their room would make.
     status, answer = https(lab.site, lab.address, "POST", "/_matrix/client/v3/createRoom", {
-        "room_alias_name": alias, "name": NEW_DEPARTMENT, "preset": "private_chat"},
-        token=token)
+        "room_alias_name": alias, "name": NEW_DEPARTMENT, "preset": "public_chat",
+        "visibility": "private"}, token=token)
     assert status == 200, answer
     lab.squat_room = str(answer["room_id"])
     newcomer = Person("vpetit", "Victor", "Petit")
@@ -321,11 +323,11 @@ def test_a_department_alias_an_agent_took_first_is_refused(lab: Lab, api: AdminA
 
     code, out, err = lab.sync()
     said = " ".join((out + err).split())
-    assert code != 0, said  # a failed write: reported, and the sync says so
-    assert f"#{alias}:{lab.site.matrix.server_name}" in said, said
-    assert lab.user_id(squatter.login) in said and "not by planb" in said, said
     members = {api.localpart(m) for m in api.members(lab.squat_room)}
     assert members == {squatter.login}, members  # no one was joined to the agent's room
+    assert code != 0, said  # a refused room: reported, and the sync says so
+    assert f"#{alias}:{lab.site.matrix.server_name}" in said, said
+    assert lab.user_id(squatter.login) in said and "not by planb" in said, said
     # The other rooms went on: the newcomer has an account and is in the announcement room.
     localpart = Sync(lab.site).read_fallback().entries[newcomer.id].localpart
     assert localpart == newcomer.login
