@@ -245,14 +245,19 @@ class AdminApi:
                      what=f"deactivate {uid}")
 
     def reactivate(self, localpart: str) -> None:
-        """Reactivate. Synapse insists on a password when local passwords are enabled
-        (planb-admin has one): a random one nobody ever sees is set; agents keep
-        logging in with their directory password."""
+        """Reactivate, without a password: with local passwords off (planb's Synapse)
+        Synapse refuses any password ("Password change disabled"). A server that still
+        has local passwords insists on one ("Must provide a password"): then a random
+        one nobody ever sees is set; agents keep logging in with their directory one."""
         uid = self.user_id(localpart)
-        self.request("PUT", f"/_synapse/admin/v2/users/{quote(uid)}",
-                     {"deactivated": False, "password": secrets.token_urlsafe(32),
-                      "logout_devices": False},
-                     what=f"reactivate {uid}")
+        path, what = f"/_synapse/admin/v2/users/{quote(uid)}", f"reactivate {uid}"
+        try:
+            self.request("PUT", path, {"deactivated": False}, what=what)
+        except MatrixApiError as exc:
+            if exc.status != 400 or "password" not in exc.message.lower():
+                raise
+            self.request("PUT", path, {"deactivated": False, "logout_devices": False,
+                                       "password": secrets.token_urlsafe(32)}, what=what)
 
     def users(self, page_size: int = PAGE) -> Iterator[MatrixUserInfo]:
         """Every local user, deactivated ones included (paged)."""

@@ -141,3 +141,19 @@ def test_unreachable_synapse_is_a_clear_error(server: tuple[str, Script]) -> Non
 def test_only_a_local_http_url_is_accepted() -> None:
     with pytest.raises(ValueError, match="local http URL"):
         AdminApi("https://matrix.example.org", TOKEN, "example.org")
+
+
+def test_reactivate_sends_no_password_unless_synapse_insists(
+        server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [(200, {})]  # local passwords off: Synapse refuses any password
+    client(url, []).reactivate("jdupont")
+    assert [json.loads(s[3]) for s in script.seen] == [{"deactivated": False}]
+    script.seen.clear()
+    script.answers = [(400, {"errcode": "M_MISSING_PARAM",
+                             "error": "Must provide a password to re-activate an account."}),
+                      (200, {})]
+    client(url, []).reactivate("jdupont")
+    first, second = (json.loads(s[3]) for s in script.seen)
+    assert first == {"deactivated": False}
+    assert second["deactivated"] is False and len(second["password"]) >= 32
