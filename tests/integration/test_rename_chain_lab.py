@@ -130,7 +130,7 @@ class Primary:
     def hire(self, person: Person, department: str) -> None:
         """Add ``person`` in ``department`` (its group made when missing); record it."""
         person.login = person.first
-        person.password = agent_password(self.secret, f"planb-test:{person.first}")
+        person.password = agent_password(self.secret, person.first)  # as every lab agent
         name = f"{person.given} {person.surname}"
         dn = self.person_dn(person.first)
         conn = self.endpoint.connect()
@@ -159,15 +159,19 @@ class Primary:
                             "department": department}])
 
     def rename(self, person: Person, login: str, surname: str) -> None:
-        """A new login (the entry's RDN: modify DN) and surname, as HR would."""
+        """A new login (the entry's RDN: modify DN) and surname, as HR would; the lab's
+        password of the new login (the other modules derive every agent's password from
+        their login)."""
         old = self.person_dn(person.login)
         self._do(f"rename {person.login}",
                  lambda c: c.modify_dn(old, rdn("uid", login), delete_old_dn=True))
         name = f"{person.given} {surname}"
+        password = agent_password(self.secret, login)
         self._do(f"name {login}", lambda c: c.modify(self.person_dn(login), {
             "sn": [(MODIFY_REPLACE, [surname])], "cn": [(MODIFY_REPLACE, [name])],
-            "displayName": [(MODIFY_REPLACE, [name])]}))
-        person.login, person.surname = login, surname
+            "displayName": [(MODIFY_REPLACE, [name])],
+            "userPassword": [(MODIFY_REPLACE, [ssha(password, b"planbtst")])]}))
+        person.login, person.surname, person.password = login, surname, password
 
     def leave(self, person: Person) -> None:
         """Lock ``person`` for good (a leaver); record it."""
