@@ -223,6 +223,17 @@ class CrisisCellConfig:
 
 
 @dataclass(frozen=True)
+class WelcomeConfig:
+    """The public welcome page at https://<public_hostname>/ (public all year).
+
+    ``contacts``: whom agents may call for help, shown on the page and its poster. Empty
+    by default: the crisis cell's own contacts are never published unless listed here.
+    """
+
+    contacts: list[CrisisContactConfig] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class ReportsConfig:
     """The signed journals.
 
@@ -258,6 +269,7 @@ class SiteConfig:
     deploy: DeployConfig = field(default_factory=DeployConfig)
     crisis_cell: CrisisCellConfig = field(default_factory=CrisisCellConfig)
     reports: ReportsConfig = field(default_factory=ReportsConfig)
+    welcome: WelcomeConfig = field(default_factory=WelcomeConfig)
     #: The language of what people read outside the terminal (reports, runbooks, the
     #: contact sheet, announcements): fr or en. Unset (older sites), nothing changes:
     #: documents in English, the activation announcement in French.

@@ -18,6 +18,7 @@ from planb.hostkeys import known_hosts_path
 from planb.inventory import check_inventory
 from planb.messaging.announcement import incident_announcement
 from planb.mode import freeze_flag, freeze_sync, unfreeze_sync
+from planb.provisioning.deploy import b64
 from planb.provisioning.results import failure_message
 from planb.provisioning.runner import new_run_dir, run_playbook
 from planb.reports.store import utc_now
@@ -88,7 +89,11 @@ def switch(ctx: ActionContext, args: SwitchArgs) -> ActionResult:
         FAILOVER_PLAYBOOK, check_inventory(site),
         run_dir=new_run_dir(site.state_dir, FAILOVER_PLAYBOOK),
         extravars={"planb_action": "failover", "planb_site": site.site,
-                   "planb_state_dir": str(site.state_dir), "planb_failover_mode": args.mode},
+                   "planb_state_dir": str(site.state_dir), "planb_failover_mode": args.mode,
+                   # Public text (the welcome page shows it while active), never a secret;
+                   # base64 so that Ansible never reads the site's text as a template.
+                   "planb_failover_public_message_b64":
+                       b64(ctx.incident.public_message if ctx.incident else "")},
         timeout_s=int(ctx.remaining(10)), known_hosts=known_hosts_path(site),
     )
     if result.status == "canceled":

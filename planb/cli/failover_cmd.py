@@ -136,6 +136,10 @@ def activate(
     force: Annotated[bool, typer.Option(
         "--force", help="Go on even if the preflight checks fail (recorded as forced).")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    public_message: Annotated[str, typer.Option(
+        "--public-message", metavar="TEXT",
+        help="What the public welcome page (https://<public_hostname>/) tells agents while "
+             "active. Public: no internal names or secrets.")] = "",
 ) -> None:
     """Switch the fallback to active: preflight checks, freeze the account sync, flip the
     switch (playbooks/failover.yml), post the announcement, and print what to tell agents.
@@ -151,7 +155,7 @@ def activate(
                               "as not available", highlight=False)
         _confirm(f"Activate the fallback of site {site.site} for agents now?", yes)
     with _spinner("activating the fallback…", standby and not json_out):
-        done = failover.activate(reason, force=force)
+        done = failover.activate(reason, force=force, public_message=public_message)
     if json_out:
         print_json(_transition_json(done))
         return

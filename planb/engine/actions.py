@@ -76,6 +76,8 @@ class Incident:
     reason: str
     started_at: str
     drill: bool = False
+    #: The site's public message for agents (the welcome page shows it while active).
+    public_message: str = ""
 
 
 @dataclass(frozen=True)

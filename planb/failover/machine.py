@@ -159,10 +159,13 @@ class Failover:
                 and not self.registry.get(s.action).available]
 
     def activate(self, reason: str, *, operator: str | None = None, drill: bool = False,
-                 force: bool = False) -> Transition:
-        """standby -> active. Already active: nothing changes (and the result says so)."""
+                 force: bool = False, public_message: str = "") -> Transition:
+        """standby -> active. Already active: nothing changes (and the result says so).
+
+        ``public_message``: what the public welcome page shows agents while active.
+        """
         return self._transition("activate", "active", reason, resolve_operator(operator),
-                                drill=drill, force=force)
+                                drill=drill, force=force, public_message=public_message)
 
     def deactivate(self, reason: str = "incident over", *, operator: str | None = None
                    ) -> Transition:
@@ -172,7 +175,8 @@ class Failover:
     # -- internals -------------------------------------------------------------------
 
     def _transition(self, event: Event, target: Mode, reason: str, operator: str, *,
-                    drill: bool = False, force: bool = False) -> Transition:
+                    drill: bool = False, force: bool = False,
+                    public_message: str = "") -> Transition:
         if not reason.strip():
             raise UsageError("give a reason: it goes to the audit log and the journal")
         if self.store.signer is None:
@@ -199,7 +203,8 @@ class Failover:
                 or str(uuid.uuid4())
             incident = Incident(
                 id=incident_id,
-                reason=reason, started_at=utc_now(), drill=drill or current.drill)
+                reason=reason, started_at=utc_now(), drill=drill or current.drill,
+                public_message=public_message.strip())
             audit.incident_id = incident.id
             return self._run(event, target, current, incident, operator, audit, force)
 

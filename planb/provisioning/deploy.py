@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -14,10 +15,16 @@ from planb.inventory import check_inventory, load_hosts, require_trusted_hosts, 
 from planb.provisioning.results import PlaybookResult, ProgressEvent
 from planb.provisioning.runner import new_run_dir, run_playbook
 from planb.schema import as_plain
+from planb.welcome import render_welcome
 
 log = logging.getLogger(__name__)
 
 SITE_PLAYBOOK = planb.PLAYBOOKS_DIR / "site.yml"
+
+
+def b64(text: str) -> str:
+    """``text`` as base64 (UTF-8): how site text crosses extra vars untemplated."""
+    return base64.b64encode(text.encode()).decode("ascii")
 
 
 def deploy_vars(site: SiteConfig) -> dict[str, object]:
@@ -26,9 +33,11 @@ def deploy_vars(site: SiteConfig) -> dict[str, object]:
     ``planb_config`` carries the planb.yml values roles need (so planb.yml stays the
     one place they are set), ``planb_state_dir`` is where roles leave controller-side
     files (the lab CA, the Synapse admin token), and ``planb_bundle_dir`` is the offline
-    bundle the roles install from when ``deploy.offline`` is true.
+    bundle the roles install from when ``deploy.offline`` is true. ``planb_welcome`` is
+    the public welcome page nginx serves (public text only).
     """
     bundle = default_output()
+    welcome = render_welcome(site)
     return {
         "planb_action": "deploy",
         "planb_site": site.site,
@@ -42,6 +51,10 @@ def deploy_vars(site: SiteConfig) -> dict[str, object]:
             "primary": _primary_vars(site),
             "lab": as_plain(site.lab) if site.lab is not None else None,
         },
+        # The public welcome page (rendered here in the site's language; its live part
+        # comes from Synapse at each request: planb/welcome.py). Base64, so that no
+        # site text is ever read as a Jinja2 template by Ansible.
+        "planb_welcome": {"html_b64": b64(welcome.html), "css_b64": b64(welcome.css)},
     }
 
 

@@ -26,6 +26,7 @@ from planb.verify import host_checks as hc
 from planb.verify import net_checks as nc
 from planb.verify import proxy_paths as pp
 from planb.verify import standby_check as sc
+from planb.verify import welcome_check as wc
 from planb.verify.connections import HostConnections
 from planb.verify.model import CheckFailed, CheckResult, CheckSkipped, Status, VerifyReport
 
@@ -116,6 +117,8 @@ CHECKS: tuple[Check, ...] = (
            nc.ldap_injection),
     _check("matrix.standby_login", PROXY, "standby refuses logins before the directory "
            "(right and wrong password: one answer)", sc.standby_refuses_before_directory),
+    _check("welcome.page", PROXY, "the welcome page at / answers and states the mode the "
+           "controller records", wc.welcome_page),
     _check("matrix.probe", PROXY, "two probe accounts log in via LDAP and exchange a message",
            nc.probe_exchange),
 )

@@ -35,6 +35,8 @@ STAND_INS = {
     "nginx_well_known_client": {}, "nginx_well_known_server": {},
     "nginx_backend_listen_address": "10.0.0.2", "nginx_backend_port": 8008,
     "nginx_backend_allowed": ["10.0.0.1"], "nginx_synapse_local": "http://127.0.0.1:8008",
+    "nginx_welcome_html": "<p>welcome</p>", "nginx_welcome_dir": "/var/www/planb-welcome",
+    "nginx_welcome_status_timeout": "3s",
 }
 
 

@@ -182,6 +182,11 @@ class PlanbGuard:
 
             api.register_web_resource(RESOURCE_PATH, AdminTokenResource(
                 api, config.shared_secret_file, f"@{config.admin_localpart}:{self._server}"))
+        # The welcome page's live state (public: mode and the site's public message).
+        from planb_guard_status import register as register_status
+
+        register_status(api, config.mode_file,
+                        os.path.join(os.path.dirname(config.mode_file), "public_message"))
 
     @staticmethod
     def parse_config(config: Dict[str, Any]) -> GuardConfig:
