@@ -36,9 +36,10 @@ from planb.lab.agents import ldif_line
 from planb.lab.fallback_reset import empty_fallback
 from planb.lab.lab import Lab
 from planb.messaging.admin_api import AdminApi, quote
+from planb.messaging.admin_token import read_token
 from planb.messaging.announce import announce_with
 from planb.messaging.apply import MatrixApplier
-from planb.messaging.sync_target import SynapseTarget, read_token, target_for
+from planb.messaging.sync_target import SynapseTarget, target_for
 
 LDAPADD = ("import time,subprocess; t=time.monotonic(); subprocess.run(['ldapadd','-Q','-Y',"
            "'EXTERNAL','-H','ldapi:///','-f','/root/agents.ldif'],check=True,"

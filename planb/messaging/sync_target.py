@@ -4,7 +4,9 @@
 :class:`SynapseTarget` when the site has a ``fallback_messaging`` host and the
 admin token the deploy wrote (``<state_dir>/synapse/admin-token``), else None (the
 sync then plans LDAP only and says so). Each call of ``read_state`` / ``apply``
-opens its own SSH tunnel (:mod:`planb.messaging.tunnel`) and closes it after.
+opens its own SSH tunnel (:mod:`planb.messaging.tunnel`) and closes it after; a
+token Synapse no longer accepts (they expire) is renewed on the host first
+(:mod:`planb.messaging.admin_token`).
 """
 
 from __future__ import annotations
@@ -12,19 +14,17 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 
 from planb.config import SiteConfig
 from planb.directory.fallback_apply import ApplyReport, Progress
 from planb.directory.plan import Plan, PlanOptions
 from planb.directory.targets import MatrixState, MatrixUser
-from planb.errors import ConfigError
 from planb.inventory import SshTarget
-from planb.messaging.admin_api import AdminApi
+from planb.messaging.admin_api import AdminApi, MatrixApiError, quote
+from planb.messaging.admin_token import read_token, renew_token, token_file
 from planb.messaging.apply import DEFAULT_WORKERS, MatrixApplier
 from planb.messaging.rooms import RoomNames, managed_rooms, room_members
 from planb.messaging.tunnel import admin_tunnel, messaging_host
-from planb.schema import Secret
 
 log = logging.getLogger(__name__)
 
@@ -33,28 +33,6 @@ ADMIN_LOCALPART = "planb-admin"
 ROOM_PREFIX = "dept-"
 ANNOUNCEMENT_ROOM = "annonces"
 ANNOUNCEMENT_NAME = "Annonces"
-
-
-def token_file(site: SiteConfig) -> Path:
-    """Where the deploy (role synapse) keeps planb-admin's access token."""
-    return site.state_dir / "synapse" / "admin-token"
-
-
-def read_token(site: SiteConfig) -> Secret:
-    """planb-admin's access token; ConfigError (without the token) if missing or empty."""
-    path = token_file(site)
-    try:
-        token = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        raise ConfigError("no Synapse admin token", path=str(path),
-                          hint="run 'planb deploy': the synapse role writes it") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read the Synapse admin token: {exc.strerror}",
-                          path=str(path)) from None
-    if not token:
-        raise ConfigError("the Synapse admin token file is empty", path=str(path),
-                          hint="run 'planb deploy' again")
-    return Secret(token)
 
 
 class SynapseTarget:
@@ -76,13 +54,26 @@ class SynapseTarget:
     @contextlib.contextmanager
     def api(self) -> Iterator[AdminApi]:
         """An admin API client through a fresh tunnel, closed after use."""
-        token = read_token(self.site)
         with admin_tunnel(self.ssh) as url:
-            api = AdminApi(url, token, self.site.matrix.server_name)
+            api = self._authorised(url)
             try:
                 yield api
             finally:
                 api.close()
+
+    def _authorised(self, url: str) -> AdminApi:
+        """A client with a token Synapse accepts: the stored one, else a renewed one."""
+        api = AdminApi(url, read_token(self.site), self.site.matrix.server_name)
+        try:
+            api.request("GET", f"/_synapse/admin/v2/users/{quote(self.admin_id)}",
+                        what=f"check the admin token of {self.admin_id}")
+        except MatrixApiError as exc:
+            api.close()
+            if exc.status != 401:
+                raise
+            api = AdminApi(url, renew_token(self.site, self.ssh),
+                           self.site.matrix.server_name)
+        return api
 
     def read_state(self) -> MatrixState:
         """Every local user and the members of every room planb manages."""
