@@ -148,10 +148,12 @@ def test_deactivation_takes_the_message_down(synced_lab: LabSession,
                           "integration tests: welcome page message", "--yes",
                           "--public-message", "message éphémère")
     assert code == 0, out
-    assert "message éphémère" in welcome(synced_lab, proxy).text
-    code, out = planb_cli(synced_lab, "failover", "deactivate", "--reason",
-                          "integration tests: welcome page message done", "--yes")
-    assert code == 0, out
+    try:
+        assert "message éphémère" in welcome(synced_lab, proxy).text
+    finally:
+        code, out = planb_cli(synced_lab, "failover", "deactivate", "--reason",
+                              "integration tests: welcome page message done", "--yes")
+        assert code == 0, out
     page = welcome(synced_lab, proxy)
     assert page_states(synced_lab.site, page.text) == ["standby"]
     assert "message éphémère" not in page.text
