@@ -109,6 +109,13 @@ class InventoryHost:
         return self.ssh.key_target
 
     @property
+    def uses_ssh(self) -> bool:
+        """Whether Ansible reaches this host over SSH (not ``ansible_connection: local``
+        or another non-SSH connection): only those have a host key to check."""
+        connection = str(self.hostvars.get("ansible_connection") or "ssh")
+        return connection.rsplit(".", 1)[-1] in _SSH_CONNECTIONS
+
+    @property
     def is_fallback(self) -> bool:
         return any(g in self.groups for g in FALLBACK_GROUPS)
 
@@ -125,6 +132,10 @@ class InventoryHost:
                          user=str(user) if user else None, port=int(port) if port else None,
                          key_file=str(key) if key else None, options=tuple(shlex.split(extra)),
                          known_hosts=self.known_hosts)
+
+
+#: Ansible connection plugins that speak SSH (``smart`` picks ssh).
+_SSH_CONNECTIONS = frozenset({"ssh", "smart", "paramiko", "paramiko_ssh"})
 
 
 def _group_members(inventory: Mapping[str, Any], group: str, seen: set[str]) -> set[str]:
@@ -200,7 +211,8 @@ def trust_hosts(site: SiteConfig, names: tuple[str, ...] = (), *, replace: bool 
         raise ConfigError(f"no host {', '.join(unknown)} in the inventory",
                           path=str(site.inventory_dir),
                           hint="hosts: " + ", ".join(h.name for h in inventory))
-    targets = [h.key_target for h in inventory if not names or h.name in names]
+    targets = [h.key_target for h in inventory
+               if h.uses_ssh and (not names or h.name in names)]
     path = known_hosts_path(site)
     if new_only:
         targets = untrusted(path, targets)
@@ -208,7 +220,8 @@ def trust_hosts(site: SiteConfig, names: tuple[str, ...] = (), *, replace: bool 
 
 
 def require_trusted_hosts(site: SiteConfig, hosts: list[InventoryHost]) -> None:
-    """:class:`~planb.hostkeys.HostKeyError` unless every host has a recorded SSH key."""
+    """:class:`~planb.hostkeys.HostKeyError` unless every host reached over SSH has a
+    recorded key (a host with ``ansible_connection: local`` has none to check)."""
     for host in hosts:
         if any(o.replace(" ", "").lower() in ("stricthostkeychecking=no",
                                                "userknownhostsfile=/dev/null")
@@ -217,7 +230,7 @@ def require_trusted_hosts(site: SiteConfig, hosts: list[InventoryHost]) -> None:
                         "checks off; planb ignores that now (it checks against %s): remove "
                         "those options", host.name, known_hosts_path(site))
             break
-    require_trusted(known_hosts_path(site), [h.key_target for h in hosts])
+    require_trusted(known_hosts_path(site), [h.key_target for h in hosts if h.uses_ssh])
 
 
 def hosts_in(site: SiteConfig, group: str,

@@ -193,3 +193,22 @@ def test_new_sites_no_longer_turn_host_key_checks_off(site: SiteConfig) -> None:
     main = (site.inventory_dir / "group_vars" / "all" / "main.yml").read_text(encoding="utf-8")
     assert "StrictHostKeyChecking" not in main and "/dev/null" not in main
     assert ssh_options(Path("/x"))[:2] == ["-o", "StrictHostKeyChecking=yes"]
+
+
+def test_hosts_ansible_reaches_without_ssh_need_no_key(tmp_path: Path) -> None:
+    """``ansible_connection: local`` has no host key: deploy must not ask for one, while
+    an SSH host of the same inventory still must have its key recorded."""
+    from planb.inventory import InventoryHost, require_trusted_hosts
+
+    site_dir = tmp_path / "site"
+    site_dir.mkdir()
+    local = InventoryHost("localhost", "127.0.0.1", ("fallback_messaging",),
+                          hostvars={"ansible_connection": "local"})
+    over_ssh = InventoryHost("fallback", "10.0.0.9", ("fallback_proxy",),
+                             hostvars={"ansible_connection": "ansible.builtin.ssh"})
+    assert not local.uses_ssh and over_ssh.uses_ssh
+    site = type("Site", (), {"base_dir": site_dir})()
+    require_trusted_hosts(site, [local])  # type: ignore[arg-type]
+    with pytest.raises(HostKeyError) as refused:
+        require_trusted_hosts(site, [local, over_ssh])  # type: ignore[arg-type]
+    assert "fallback" in str(refused.value) and "localhost" not in str(refused.value)
