@@ -75,6 +75,16 @@ class HttpAnswer:
     text: str
     seconds: float
 
+    @classmethod
+    def read(cls, status: int, raw: bytes, start: float) -> HttpAnswer:
+        """The answer to a request sent at ``start`` (monotonic): JSON parsed if it is."""
+        text = raw.decode("utf-8", "replace")
+        try:
+            parsed = json.loads(text) if text else None
+        except ValueError:
+            parsed = None
+        return cls(status, parsed, text[:200], time.monotonic() - start)
+
     @property
     def errcode(self) -> str | None:
         return self.body.get("errcode") if isinstance(self.body, dict) else None
@@ -108,9 +118,4 @@ def https_request(site: SiteConfig, address: str, method: str, path: str,
         raw = response.read(65536)
     finally:
         conn.close()
-    text = raw.decode("utf-8", "replace")
-    try:
-        parsed = json.loads(text) if text else None
-    except ValueError:
-        parsed = None
-    return HttpAnswer(response.status, parsed, text[:200], time.monotonic() - start)
+    return HttpAnswer.read(response.status, raw, start)

@@ -17,7 +17,6 @@ libraries normalise or reject such paths before sending them.
 from __future__ import annotations
 
 import http.client
-import json
 import socket
 import ssl
 import time
@@ -142,12 +141,7 @@ def raw_request(site: SiteConfig, address: str, target: bytes, *, method: bytes 
             raw = response.read(65536)
         finally:
             response.close()
-    text = raw.decode("utf-8", "replace")
-    try:
-        parsed = json.loads(text) if text else None
-    except ValueError:
-        parsed = None
-    return HttpAnswer(response.status, parsed, text[:200], time.monotonic() - start)
+    return HttpAnswer.read(response.status, raw, start)
 
 
 def _send(ctx: CheckContext, host: InventoryHost, case: PathCase) -> HttpAnswer:
