@@ -68,6 +68,10 @@ class LdapSourceConfig:
     page_size: int = 500
     #: Entries matching this filter are leavers (disabled), on top of the mapped flag.
     leaver_filter: str | None = None
+    #: Whether the sync copies password hashes (userPassword) to the fallback. Unset:
+    #: yes for openldap, no for active_directory (which never gives them out). False:
+    #: the sync never writes userPassword; agents set theirs by enrolment.
+    copy_password_hashes: bool | None = None
 
     def __post_init__(self) -> None:
         if self.page_size <= 0:
@@ -84,6 +88,16 @@ class LdapSourceConfig:
                     f"leaver_filter {self.leaver_filter!r} is not an LDAP filter: it must be "
                     "in parentheses, balanced, like (employeeType=leaver)"
                 )
+        if self.copy_password_hashes and self.flavour == "active_directory":
+            raise ValueError("copy_password_hashes: Active Directory never gives out "
+                             "password hashes; leave it unset or false")
+
+    @property
+    def copies_password_hashes(self) -> bool:
+        """copy_password_hashes, or the flavour's default when unset."""
+        if self.copy_password_hashes is None:
+            return self.flavour == "openldap"
+        return self.copy_password_hashes
 
 
 @dataclass(frozen=True)
@@ -120,6 +134,12 @@ class PrimaryConfig:
         if self.kind == "csv" or self.ldap is None:
             return "csv"
         return self.ldap.flavour
+
+    @property
+    def copies_password_hashes(self) -> bool:
+        """Whether the sync writes the primary's password hashes to the fallback (never
+        from a CSV source, which has none)."""
+        return self.kind == "ldap" and self.ldap is not None and self.ldap.copies_password_hashes
 
 
 @dataclass(frozen=True)
@@ -234,6 +254,30 @@ class WelcomeConfig:
 
 
 @dataclass(frozen=True)
+class EnrolmentConfig:
+    """One-time enrolment codes and the enrolment page (https://<public_hostname>/enrol/).
+
+    Where the primary gives no password hashes (Active Directory) it is the agents' way
+    in; where it does (OpenLDAP) it is the reset path for a forgotten password. The sync
+    issues each active agent a code valid ``code_valid_days``; ``max_failures`` wrong
+    codes in a row lock it until reissued.
+    """
+
+    enabled: bool = True
+    code_valid_days: int = 365
+    max_failures: int = 5
+    password_min_length: int = 12
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.code_valid_days <= 3660:
+            raise ValueError("code_valid_days must be between 1 and 3660")
+        if not 1 <= self.max_failures <= 100:
+            raise ValueError("max_failures must be between 1 and 100")
+        if not 8 <= self.password_min_length <= 128:
+            raise ValueError("password_min_length must be between 8 and 128")
+
+
+@dataclass(frozen=True)
 class ReportsConfig:
     """The signed journals.
 
@@ -270,6 +314,7 @@ class SiteConfig:
     crisis_cell: CrisisCellConfig = field(default_factory=CrisisCellConfig)
     reports: ReportsConfig = field(default_factory=ReportsConfig)
     welcome: WelcomeConfig = field(default_factory=WelcomeConfig)
+    enrolment: EnrolmentConfig = field(default_factory=EnrolmentConfig)
     #: The language of what people read outside the terminal (reports, runbooks, the
     #: contact sheet, announcements): fr or en. Unset (older sites), nothing changes:
     #: documents in English, the activation announcement in French.
