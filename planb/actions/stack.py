@@ -5,7 +5,9 @@
   report is ok, and its output ends with the failing checks.
 - ``probes.run`` draws a sample (:mod:`planb.actions.sampling`), binds each account to
   the fallback LDAP over LDAPS, then has them all log in to Matrix through nginx over
-  TLS, send and receive a message (:func:`planb.verify.run_probes`), and (when the
+  TLS, send and receive a message (:func:`planb.verify.run_probes`), fetches the welcome
+  page and the client's start page on every proxy (they must state the recorded mode,
+  :mod:`planb.actions.pages`), and (when the
   fallback is active and the sample is lab agents) see the current incident's
   announcement (:mod:`planb.verify.announcement_probe`); otherwise the output says why
   the announcement was not checked, never that it passed. Logins appear in the journal
@@ -25,6 +27,7 @@ from ldap3.core.exceptions import LDAPException
 
 from planb.actions import sampling
 from planb.actions.failover_steps import ChecksArgs
+from planb.actions.pages import page_probes, see_pages
 from planb.config import SiteConfig
 from planb.directory.fallback_endpoint import fallback_endpoint
 from planb.engine.actions import ActionContext, ActionRegistry, ActionResult, ProbeResult
@@ -35,6 +38,7 @@ from planb.mode import StateFile
 from planb.polling import poll_until
 from planb.verify import FAILOVER_CHECKS, run_checks, run_probes
 from planb.verify.announcement_probe import check_announcement
+from planb.verify.public_pages import summary as pages_summary
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,8 @@ class ProbeArgs:
     sample: int = 20
     seed: int | None = None
     announcement: bool = True
+    #: Also fetch the welcome page and the client's start page (they must say the mode).
+    pages: bool = True
     #: auto: lab agents when they can be used, else the probe accounts (see sampling).
     source: Literal["auto", "lab-agents", "probe-accounts"] = "auto"
 
@@ -173,12 +179,16 @@ def probes_run(ctx: ActionContext, args: ProbeArgs) -> ActionResult:
     timeout = max(5.0, ctx.remaining() - 2)
     with ThreadPoolExecutor(max_workers=len(groups) + 2) as pool:
         seen_job = pool.submit(_announcement, ctx, sample, names) if args.announcement else None
+        mode = StateFile(ctx.site.state_dir).load().mode
+        pages_job = (pool.submit(see_pages, ctx.site, mode, wait_seconds=0)
+                     if args.pages else None)
         ring_jobs = [pool.submit(run_probes, ctx.site, [(a.login, a.password) for a in g],
                                  timeout=timeout) for g in groups]
         with ThreadPoolExecutor(max_workers=min(16, len(sample.accounts))) as binders:
             binds = list(binders.map(lambda a: _ldap_bind(ctx.site, a), sample.accounts))
         results = [r for job in ring_jobs for r in job.result()]
         announced = seen_job.result() if seen_job is not None else None
+        pages = pages_job.result() if pages_job is not None else None
     probes: list[ProbeResult] = []
     for account, (ok, seconds, detail) in zip(sample.accounts, binds, strict=True):
         probes.append(ProbeResult("ldap.bind", ok, seconds, hide(detail), names[account.login]))
@@ -196,6 +206,9 @@ def probes_run(ctx: ActionContext, args: ProbeArgs) -> ActionResult:
                  f"{throttled} rate-limited" + (f", slowest login {max(logins):.2f} s"
                                                 if logins else "") + ")")
     lines.append(f"{sum(ok for ok, _, _ in binds)}/{len(binds)} bound to the fallback LDAP")
+    if pages is not None:
+        lines.append(pages_summary(pages))
+        probes.extend(page_probes(pages))
     if announced is not None:
         line, seen = announced
         lines.append(line)

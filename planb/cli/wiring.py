@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from planb.actions.announce import register_announce_action
 from planb.actions.failover_steps import SwitchArgs, register_failover_actions
 from planb.actions.lab import register_lab_actions
+from planb.actions.pages import register_pages_action
 from planb.actions.stack import ProbeArgs, register_stack_actions
 from planb.config import SiteConfig
 from planb.engine.actions import ActionContext, ActionRegistry, ActionResult, NoArgs
@@ -40,6 +41,7 @@ def default_registry(site: SiteConfig, store: JournalStore) -> ActionRegistry:
     register_lab_actions(registry, lab_site=site.lab is not None)
     register_failover_actions(registry)
     register_stack_actions(registry)
+    register_pages_action(registry)
     register_announce_action(registry)
     _register_drill_failover(registry, site, store)
     return registry

@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from planb.actions.failover_steps import ChecksArgs, SwitchArgs
+from planb.actions.pages import PagesArgs
 from planb.config import SiteConfig
 from planb.engine.actions import (
     ActionContext,
@@ -85,10 +86,13 @@ ACTIVATION_STEPS: tuple[FailoverStep, ...] = (
     FailoverStep("flip", "fallback.switch", SwitchArgs("active"), commit=True),
     FailoverStep("announce", "messaging.announce", critical=False, optional=True),
     FailoverStep("instructions", "failover.instructions", critical=False),
+    # What an agent's browser reads now: the welcome page and the client say "active".
+    FailoverStep("public-pages", "pages.check", PagesArgs("active"), critical=False),
 )
 DEACTIVATION_STEPS: tuple[FailoverStep, ...] = (
     FailoverStep("flip", "fallback.switch", SwitchArgs("standby"), commit=True),
     FailoverStep("unfreeze-sync", "sync.unfreeze", critical=False),
+    FailoverStep("public-pages", "pages.check", PagesArgs("standby"), critical=False),
 )
 
 
@@ -291,7 +295,7 @@ class Failover:
         if not done.ok and step.forceable and force:
             status = "forced"
         outcome = StepRecord(name or step.name, action, status, started_at, utc_now(),
-                              time.monotonic() - start, done.output, done.error)
+                              time.monotonic() - start, done.output, done.error, done.probes)
         audit(status, step=outcome.name, detail=_short(done))
         return outcome
 

@@ -15,8 +15,9 @@ from planb.actions.failover_steps import (
     sync_freeze,
     sync_unfreeze,
 )
+from planb.actions.pages import PagesArgs
 from planb.config import SiteConfig
-from planb.engine.actions import ActionContext, ActionRegistry, ActionResult, NoArgs
+from planb.engine.actions import ActionContext, ActionRegistry, ActionResult, NoArgs, ProbeResult
 from planb.errors import ConfigError, Interrupted, PlanbError
 from planb.failover.machine import Failover
 from planb.messaging.announcement import AnnouncementContext, render_announcement
@@ -39,6 +40,9 @@ class Fallback:
     #: False: messaging.announce is registered as not built yet.
     announce_built: bool = True
     switch_built: bool = True
+    #: What the public pages say (None: the fallback's mode, as a working nginx would).
+    pages_say: str | None = None
+    pages_asked: list[str] = field(default_factory=list)
 
     def registry(self) -> ActionRegistry:
         registry = ActionRegistry()
@@ -71,6 +75,15 @@ class Fallback:
             assert ctx.incident is not None
             self.announced.append(ctx.incident.id)
             return ActionResult(True, "posted")
+
+        @registry.action("pages.check", summary="", args=PagesArgs)
+        def pages(ctx: ActionContext, args: PagesArgs) -> ActionResult:
+            assert args.mode is not None
+            self.pages_asked.append(args.mode)
+            said = self.pages_say or self.mode
+            return ActionResult(said == args.mode, f"the welcome page says {said}",
+                                (ProbeResult("page.welcome", said == args.mode, 0.1,
+                                             f"GET / says {said}", "proxy"),))
 
         if self.announce_built:
             registry.action("messaging.announce", summary="", args=NoArgs)(announce)
@@ -110,7 +123,7 @@ def test_activate_then_deactivate(site: SiteConfig, fallback: Fallback) -> None:
     done = failover.activate("ransomware on the main AD", operator="rssi")
     assert done.changed and fallback.mode == "active"
     assert [s.name for s in done.steps] == ["preflight", "freeze-sync", "flip", "announce",
-                                            "instructions"]
+                                            "instructions", "public-pages"]
     assert {s.status for s in done.steps} == {"ok"}
     assert sync_frozen(site.state_dir)
     state = StateFile(site.state_dir).load()
@@ -137,7 +150,19 @@ def test_activate_then_deactivate(site: SiteConfig, fallback: Fallback) -> None:
         ("rssi", "ransomware on the main AD")}
     assert [(e.step, e.result) for e in audit if e.event == "activate"] == [
         (None, "requested"), ("preflight", "ok"), ("freeze-sync", "ok"), ("flip", "ok"),
-        ("announce", "ok"), ("instructions", "ok"), (None, "completed")]
+        ("announce", "ok"), ("instructions", "ok"), ("public-pages", "ok"), (None, "completed")]
+    assert fallback.pages_asked == ["active", "standby"]
+
+
+def test_pages_that_do_not_say_active_are_a_recorded_warning(site: SiteConfig,
+                                                            fallback: Fallback) -> None:
+    fallback.pages_say = "standby"
+    done = machine(site, fallback).activate("incident")
+    assert done.changed and fallback.mode == "active"
+    assert done.warnings == ("public-pages failed: the welcome page says standby",)
+    step = [s for s in journals(site)[-1]["steps"] if s["name"] == "public-pages"][0]
+    assert step["status"] == "failed"
+    assert [(p["name"], p["ok"]) for p in step["probes"]] == [("page.welcome", False)]
 
 
 def test_activating_an_active_fallback_changes_nothing(site: SiteConfig,
