@@ -15,6 +15,7 @@ from planb.cli import (
     bundle_cmd,
     config_cmd,
     deploy_cmd,
+    enrol_cmd,
     hosts_cmd,
     init_cmd,
     keys_cmd,
@@ -133,6 +134,7 @@ app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(report_cmd.app, name="report")
 app.add_typer(bundle_cmd.app, name="bundle")
 app.add_typer(sync_app, name="sync")
+app.add_typer(enrol_cmd.app, name="enrol")
 app.add_typer(verify_app)
 app.add_typer(drill_app, name="drill")
 app.add_typer(failover_app, name="failover")
