@@ -10,6 +10,7 @@ from pathlib import Path
 import planb
 from planb.bundle.build import default_output
 from planb.config import SiteConfig
+from planb.enrol_page import ENROL_PATH, render_enrol
 from planb.hostkeys import HostKeyError, TrustResult, known_hosts_path
 from planb.inventory import check_inventory, load_hosts, require_trusted_hosts, trust_hosts
 from planb.provisioning.results import PlaybookResult, ProgressEvent
@@ -34,10 +35,14 @@ def deploy_vars(site: SiteConfig) -> dict[str, object]:
     one place they are set), ``planb_state_dir`` is where roles leave controller-side
     files (the lab CA, the Synapse admin token), and ``planb_bundle_dir`` is the offline
     bundle the roles install from when ``deploy.offline`` is true. ``planb_welcome`` is
-    the public welcome page nginx serves (public text only).
+    the public welcome page nginx serves, ``planb_enrol`` the enrolment page and its
+    form handler's pages (public text only).
     """
     bundle = default_output()
-    welcome = render_welcome(site)
+    enrolment = site.enrolment
+    enrol = render_enrol(site, min_length=enrolment.password_min_length,
+                         max_failures=enrolment.max_failures) if enrolment.enabled else None
+    welcome = render_welcome(site, enrol_path=ENROL_PATH if enrol is not None else None)
     return {
         "planb_action": "deploy",
         "planb_site": site.site,
@@ -50,11 +55,16 @@ def deploy_vars(site: SiteConfig) -> dict[str, object]:
             "deploy": as_plain(site.deploy),
             "primary": _primary_vars(site),
             "lab": as_plain(site.lab) if site.lab is not None else None,
+            "enrolment": as_plain(enrolment),
         },
         # The public welcome page (rendered here in the site's language; its live part
         # comes from Synapse at each request: planb/welcome.py). Base64, so that no
         # site text is ever read as a Jinja2 template by Ansible.
         "planb_welcome": {"html_b64": b64(welcome.html), "css_b64": b64(welcome.css)},
+        # The enrolment page (nginx) and the pages and messages of its form handler
+        # (planb's Synapse module), in the site's language: planb/enrol_page.py.
+        "planb_enrol": {"html_b64": b64(enrol.html), "css_b64": b64(enrol.css),
+                        "pages_b64": b64(enrol.pages_json)} if enrol is not None else {},
     }
 
 

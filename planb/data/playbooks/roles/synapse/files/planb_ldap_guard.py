@@ -87,6 +87,7 @@ class GuardConfig:
     standby_message: str
     shared_secret_file: str
     admin_localpart: str
+    enrol: Any = None  # planb_enrol.EnrolSettings: the enrolment page's form handler
 
 
 class ModeFile:
@@ -187,6 +188,10 @@ class PlanbGuard:
 
         register_status(api, config.mode_file,
                         os.path.join(os.path.dirname(config.mode_file), "public_message"))
+        if config.enrol is not None:  # the enrolment page's form (works in standby too)
+            from planb_enrol import register as register_enrol
+
+            register_enrol(api, config.enrol)
 
     @staticmethod
     def parse_config(config: Dict[str, Any]) -> GuardConfig:
@@ -202,12 +207,15 @@ class PlanbGuard:
         if not uris or timeout <= 0 or per_second < 0 or burst < 1:
             raise ValueError("planb guard: uri needed, planb_connect_timeout > 0, "
                              "planb_failed_per_address burst_count >= 1")
+        directory = DirectoryConfig(uris=uris, base=str(config["base"]),
+                                    bind_dn=str(config["bind_dn"]),
+                                    bind_password=bind_password,
+                                    ca_file=config.get("ca_file"), connect_timeout=timeout)
+        from planb_enrol import parse_enrol_config
+
         lower = lambda key: frozenset(str(n).lower() for n in config.get(key) or [])  # noqa: E731
         return GuardConfig(
-            directory=DirectoryConfig(uris=uris, base=str(config["base"]),
-                                      bind_dn=str(config["bind_dn"]),
-                                      bind_password=bind_password,
-                                      ca_file=config.get("ca_file"), connect_timeout=timeout),
+            directory=directory,
             reserved=lower("planb_reserved_localparts"),
             probes=lower("planb_probe_localparts"),
             # Exact spelling: only the login planb's own tools type is exempt.
@@ -220,6 +228,7 @@ class PlanbGuard:
                                 or "This server is in standby."),
             shared_secret_file=str(config.get("planb_shared_secret_file") or ""),
             admin_localpart=str(config.get("planb_admin_localpart") or "planb-admin"),
+            enrol=parse_enrol_config(config.get("planb_enrol"), directory),
         )
 
     # --- logins ------------------------------------------------------------------
