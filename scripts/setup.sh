@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 # Debian packages: the lab (systemd-nspawn, debootstrap, a bridge, SSH), the offline
 # bundle builder (Debian's own Python 3.11 with pip, the same as the hosts', libpq
-# headers and a compiler for the psycopg2 wheel), Python's venv, and Chromium for the
-# reports' accessibility check (with npm for axe-core, unless npm is already there).
+# headers and a compiler for the psycopg2 wheel; Node.js and npm for its browser
+# client), Python's venv, and Chromium for the reports' accessibility check (npm also
+# installs axe-core). nodejs and npm are added unless npm is already there.
 APT_PACKAGES=(
   systemd-container debootstrap iproute2 openssh-client util-linux
   python3 python3-venv python3-pip python3-dev libpq-dev gcc

@@ -6,7 +6,8 @@ Public interface:
 - :func:`load_manifest` / :func:`verify` read a bundle's manifest and re-hash its files.
 - :func:`default_output` is the machine-wide bundle, ``$PLANB_HOME/bundles/current``.
 
-A bundle folder holds ``debs/`` (a flat apt repository), ``wheels/``,
+A bundle folder holds ``debs/`` (a flat apt repository), ``wheels/``, ``client/`` (the
+browser client, :mod:`planb.bundle.client`),
 ``requirements/synapse.txt`` (exact pins with hashes), ``SHA256SUMS``,
 ``manifest.json`` and ``bundle.tar`` (all of it in one file, for shipping).
 """

@@ -1,9 +1,10 @@
-"""``planb bundle build``: debs + wheels + index + manifest + one tar, built aside then swapped in.
+"""``planb bundle build``: debs + wheels + browser client + index + manifest + one tar.
 
-The new bundle is made in a hidden folder next to the output and renamed into place
-only when complete, so an interrupted build never leaves a half bundle that looks
-finished. When the manifest says the bundle was built from the same inputs, nothing
-is rebuilt (unless ``refresh``). A lock stops two builds of one folder at once.
+Built aside, then swapped in: the new bundle is made in a hidden folder next to the
+output and renamed into place only when complete, so an interrupted build never
+leaves a half bundle that looks finished. When the manifest says the bundle was built
+from the same inputs, nothing is rebuilt (unless ``refresh``). A lock stops two builds
+of one folder at once.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from planb import state
-from planb.bundle import debrepo, debs, wheels
+from planb.bundle import client, debrepo, debs, wheels
 from planb.bundle.archive import ARCHIVE_NAME, write_archive
 from planb.bundle.inputs import Inputs, read_inputs
 from planb.bundle.manifest import (
@@ -70,6 +71,7 @@ def build_context() -> dict[str, str]:
         "security_mirror": os.environ.get(debs.SECURITY_MIRROR_ENV,
                                           debs.DEFAULT_SECURITY_MIRROR),
         "pypi": os.environ.get(wheels.INDEX_ENV, wheels.DEFAULT_INDEX),
+        "npm": os.environ.get(client.REGISTRY_ENV, client.DEFAULT_REGISTRY),
     }
 
 
@@ -128,6 +130,7 @@ def _build_into(output: Path, inputs: Inputs, progress: Progress) -> Manifest:
         built = wheels.build_wheels(requirements, staging / "wheels", cache=cache / "pip",
                                     progress=progress)
         requirements.unlink()
+        web = client.build_client(staging, cache=cache / "client", progress=progress)
         progress(f"hashing {len(built)} wheels and writing the manifest")
         items = [Item("deb", d.package, d.version, f"debs/{d.file}", d.sha256, d.size)
                  for d in infos]
@@ -137,6 +140,7 @@ def _build_into(output: Path, inputs: Inputs, progress: Progress) -> Manifest:
         req = staging / REQUIREMENTS_PATH
         req.parent.mkdir()
         req.write_text(wheels.requirements_text(built, hashes), encoding="utf-8")
+        items += [_item(staging, file, "client", *web.component(file)) for file in web.files]
         items += [_item(staging, f"debs/{p.name}", "index", p.name, "") for p in index]
         items.append(_item(staging, REQUIREMENTS_PATH, "index", "synapse.txt", ""))
         (staging / SUMS_NAME).write_text(sums_text(sorted(items, key=lambda i: i.file)),
@@ -151,8 +155,9 @@ def _build_into(output: Path, inputs: Inputs, progress: Progress) -> Manifest:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     _swap(staging, output)
-    log.info("bundle %s: %d debs, %d wheels, %.1f MiB", manifest.bundle_id,
-             manifest.count("deb"), manifest.count("wheel"), manifest.size / 2**20)
+    log.info("bundle %s: %d debs, %d wheels, %d client files, %.1f MiB", manifest.bundle_id,
+             manifest.count("deb"), manifest.count("wheel"), manifest.count("client"),
+             manifest.size / 2**20)
     return manifest
 
 

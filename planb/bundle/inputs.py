@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import planb
+from planb.bundle.client import source_digest
 from planb.errors import ConfigError
 
 BUNDLE_INPUTS = planb.PLAYBOOKS_DIR / "bundle"
 DEBS_FILE = BUNDLE_INPUTS / "debs.txt"
 REQUIREMENTS_FILE = BUNDLE_INPUTS / "synapse-requirements.in"
 #: Bumped when the way a bundle is built changes, so old bundles are rebuilt.
-RECIPE_VERSION = "1"
+RECIPE_VERSION = "2"
 _DEB_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 
 
@@ -26,11 +27,14 @@ class Inputs:
     debs: tuple[str, ...]
     requirements: str
     context: tuple[tuple[str, str], ...] = ()
+    #: sha256 of the browser client's sources (lock file, build script, page).
+    client: str = ""
 
     def fingerprint(self) -> str:
         """sha256 over everything that decides the content; equal -> no rebuild needed."""
         data = {"recipe": RECIPE_VERSION, "debs": list(self.debs),
-                "requirements": self.requirements, "context": dict(self.context)}
+                "requirements": self.requirements, "context": dict(self.context),
+                "client": self.client}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -69,8 +73,13 @@ def parse_requirements(text: str, *, path: str = "synapse-requirements.in") -> s
 
 
 def read_inputs(debs_file: Path = DEBS_FILE, requirements_file: Path = REQUIREMENTS_FILE,
-                *, context: dict[str, str] | None = None) -> Inputs:
-    """Read and check both lists; :class:`ConfigError` names the file and line at fault."""
+                *, context: dict[str, str] | None = None,
+                client: str | None = None) -> Inputs:
+    """Read and check both lists; :class:`ConfigError` names the file and line at fault.
+
+    ``client`` is the digest of the browser client's sources (default: read from
+    :data:`planb.bundle.client.SOURCE_DIR`).
+    """
     texts = []
     for path in (debs_file, requirements_file):
         try:
@@ -79,4 +88,5 @@ def read_inputs(debs_file: Path = DEBS_FILE, requirements_file: Path = REQUIREME
             raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     return Inputs(debs=parse_debs(texts[0], path=str(debs_file)),
                   requirements=parse_requirements(texts[1], path=str(requirements_file)),
-                  context=tuple(sorted((context or {}).items())))
+                  context=tuple(sorted((context or {}).items())),
+                  client=source_digest() if client is None else client)

@@ -3,8 +3,11 @@
 ``manifest.json`` is the single record of what a bundle contains::
 
     {"format": 1, "bundle_id": "...", "created": "...", "inputs": "<sha256>",
-     "items": [{"kind": "deb|wheel|index", "name": ..., "version": ..., "file": ...,
+     "items": [{"kind": "deb|wheel|client|index", "name": ..., "version": ..., "file": ...,
                 "sha256": ..., "size": ...}]}
+
+``client`` items are the browser client's files (``client/...``), each named after
+the npm package it comes from (``hydrogen-view-sdk`` or ``olm``) with its version.
 
 The id depends on the files only (not on when the bundle was built), so building
 the same content twice gives the same id and a re-deploy changes nothing on hosts.
@@ -28,8 +31,8 @@ SUMS_NAME = "SHA256SUMS"
 FORMAT = 1
 _CHUNK = 1 << 20
 
-Kind = Literal["deb", "wheel", "index"]
-_KINDS = ("deb", "wheel", "index")
+Kind = Literal["deb", "wheel", "client", "index"]
+_KINDS = ("deb", "wheel", "client", "index")
 
 
 @dataclass(frozen=True)

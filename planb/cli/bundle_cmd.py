@@ -86,6 +86,7 @@ def build(
 
 def _print_result(result: BuildResult) -> None:
     from planb.bundle import ARCHIVE_NAME
+    from planb.bundle.client import manifest_version
 
     m = result.manifest
     what = "built" if result.rebuilt else "up to date (same inputs; --refresh rebuilds)"
@@ -93,12 +94,14 @@ def _print_result(result: BuildResult) -> None:
         f"bundle {m.bundle_id} {what} in {result.duration_s:.1f} s\n"
         f"  {result.path}\n"
         f"  {m.count('deb')} Debian packages, {m.count('wheel')} wheels, "
-        f"{_mib(m.size)} ({ARCHIVE_NAME}: {_mib(result.archive_size)})",
+        f"{_mib(m.size)} ({ARCHIVE_NAME}: {_mib(result.archive_size)})\n"
+        f"  browser client: {manifest_version(m) or 'none'}",
         highlight=False, soft_wrap=True)
 
 
 def _summary(path: Path, manifest: Manifest) -> dict[str, object]:
     from planb.bundle import ARCHIVE_NAME
+    from planb.bundle.client import manifest_version
 
     archive = path / ARCHIVE_NAME
     return {
@@ -107,6 +110,7 @@ def _summary(path: Path, manifest: Manifest) -> dict[str, object]:
         "created": manifest.created,
         "debs": manifest.count("deb"),
         "wheels": manifest.count("wheel"),
+        "client": manifest_version(manifest),
         "files": len(manifest.items),
         "size_bytes": manifest.size,
         "archive": str(archive) if archive.is_file() else None,

@@ -50,8 +50,9 @@ def test_fingerprint_changes_with_any_input() -> None:
     assert base.fingerprint() == Inputs(("a",), "x==1\n", (("image", "i1"),)).fingerprint()
     others = [Inputs(("a", "b"), "x==1\n", (("image", "i1"),)),
               Inputs(("a",), "x==2\n", (("image", "i1"),)),
-              Inputs(("a",), "x==1\n", (("image", "i2"),))]
-    assert len({base.fingerprint(), *(o.fingerprint() for o in others)}) == 4
+              Inputs(("a",), "x==1\n", (("image", "i2"),)),
+              Inputs(("a",), "x==1\n", (("image", "i1"),), client="c2")]
+    assert len({base.fingerprint(), *(o.fingerprint() for o in others)}) == 5
 
 
 def test_wheel_names_are_parsed_and_normalised() -> None:
