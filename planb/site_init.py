@@ -33,6 +33,7 @@ SECRET_NAMES = (
     "ldap_admin_password",
     "ldap_sync_password",
     "ldap_synapse_password",
+    "ldap_enrol_password",
     "postgresql_synapse_password",
     "synapse_admin_password",
     "turn_shared_secret",

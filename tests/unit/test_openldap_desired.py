@@ -3,7 +3,8 @@
 What slapd is told: the root DN has no password (no network bind) unless the role is
 told otherwise, planb's own accounts' passwords cannot be written by the sync account,
 and the default password policy locks an account for a while after failed binds,
-while planb's own accounts are never locked out.
+while planb's own accounts are never locked out. The enrolment account sets agents'
+passwords and enrolment attributes only; nobody else sees an enrolment code's hash.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ SUFFIX = "dc=planb,dc=lab"
 SYNC = f"cn=planb-sync,ou=services,{SUFFIX}"
 SYNAPSE = f"cn=synapse,ou=services,{SUFFIX}"
 PROBE = f"uid=planb-probe-1,ou=people,{SUFFIX}"
+ENROL = f"cn=planb-enrol,ou=services,{SUFFIX}"
+PEOPLE = f'dn.subtree="ou=people,{SUFFIX}"'
+CODE_ATTRS = ("planbEnrolmentCode", "planbEnrolmentExpires", "planbEnrolmentFailures",
+              "planbEnrolledAt")
 
 
 def render(tmp_path: Path, **overrides: object) -> dict[str, Any]:
@@ -38,6 +43,7 @@ def render(tmp_path: Path, **overrides: object) -> dict[str, Any]:
         "vars": {"vault_ldap_admin_password": "admin-password-123",
                  "vault_ldap_sync_password": "sync-password-123",
                  "vault_ldap_synapse_password": "synapse-password-123",
+                 "vault_ldap_enrol_password": "enrol-password-123",
                  "vault_probe_password": "probe-password-123",
                  "planb_config": {"fallback": {"ldap_suffix": SUFFIX}},
                  "ansible_python_interpreter": sys.executable},
@@ -86,13 +92,13 @@ def test_a_directory_that_must_keep_its_admin_bind_gets_a_root_password(
 def test_nobody_can_write_the_passwords_of_planbs_own_accounts(desired: dict[str, Any]) -> None:
     acls = entry(desired, "olcDatabase={1}mdb,cn=config")["attrs"]["olcAccess"]
     assert acls[0].startswith("to * by dn.exact=gidNumber=0+uidNumber=0")
-    for dn in (SYNC, SYNAPSE, PROBE, f"uid=planb-probe-2,ou=people,{SUFFIX}"):
+    for dn in (SYNC, SYNAPSE, ENROL, PROBE, f"uid=planb-probe-2,ou=people,{SUFFIX}"):
         rule = f'to dn.exact="{dn}" attrs=userPassword by anonymous auth by * none'
-        assert rule in acls[1:5], acls
+        assert rule in acls[1:6], acls
     # The sync account writes passwords under ou=people only, after those rules.
     sync_rule = next(i for i, a in enumerate(acls) if "attrs=userPassword" in a and SYNC in a
                      and "=wx" in a)
-    assert sync_rule > 4 and f'dn.subtree="ou=people,{SUFFIX}"' in acls[sync_rule]
+    assert sync_rule > 5 and f'dn.subtree="ou=people,{SUFFIX}"' in acls[sync_rule]
     assert not any("=wx" in a and "ou=people" not in a for a in acls)
 
 
@@ -108,7 +114,7 @@ def test_the_default_policy_locks_for_a_while_after_failed_binds(
 def test_planbs_own_accounts_are_never_locked_out(desired: dict[str, Any]) -> None:
     no_lockout = f"cn=no-lockout,ou=policies,{SUFFIX}"
     assert entry(desired, no_lockout)["attrs"]["pwdMaxFailure"] == ["0"]
-    for dn in (SYNC, SYNAPSE, PROBE):
+    for dn in (SYNC, SYNAPSE, ENROL, PROBE):
         assert entry(desired, dn)["attrs"]["pwdPolicySubentry"] == [no_lockout]
 
 
@@ -117,3 +123,35 @@ def test_the_lockout_is_sized_by_role_variables(tmp_path: Path) -> None:
                      openldap_ppolicy_lockout_duration=20)
     policy = entry(desired, f"cn=default,ou=policies,{SUFFIX}")["attrs"]
     assert (policy["pwdMaxFailure"], policy["pwdLockoutDuration"]) == (["3"], ["20"])
+
+
+def _rule(acls: list[str], what: str) -> tuple[int, str]:
+    """The first rule (index, text) that starts ``to <what>``."""
+    return next((i, a) for i, a in enumerate(acls) if a.startswith(f"to {what} "))
+
+
+def test_the_enrolment_account_sets_agents_passwords_only(desired: dict[str, Any]) -> None:
+    acls = entry(desired, "olcDatabase={1}mdb,cn=config")["attrs"]["olcAccess"]
+    assert entry(desired, ENROL)["password"]["value"] == "enrol-password-123"
+    _, people_password = _rule(acls, f"{PEOPLE} attrs=userPassword")
+    assert f'by dn.exact="{ENROL}" =w ' in people_password  # set, never read
+    # No other userPassword rule gives it anything (its own password: bind only).
+    others = [a for a in acls if f'by dn.exact="{ENROL}"' in a and "userPassword" in a]
+    assert others == [people_password]
+    assert f'to dn.exact="{ENROL}" attrs=userPassword by anonymous auth by * none' in acls
+
+
+def test_only_the_sync_and_enrolment_accounts_see_the_code_attributes(
+        desired: dict[str, Any]) -> None:
+    acls = entry(desired, "olcDatabase={1}mdb,cn=config")["attrs"]["olcAccess"]
+    index, rule = _rule(acls, f"{PEOPLE} attrs={','.join(CODE_ATTRS)}")
+    assert rule.endswith(f'by dn.exact="{SYNC}" write by dn.exact="{ENROL}" write by * none')
+    serial_index, serial = _rule(acls, f"{PEOPLE} attrs=planbEnrolmentSerial")
+    assert serial.endswith(f'by dn.exact="{SYNC}" write by dn.exact="{ENROL}" read by * none')
+    people_index, people = _rule(acls, f"{PEOPLE} by")
+    # slapd takes the first rule that matches: the attribute rules come before the
+    # rule for the rest of ou=people, which lets Synapse (and agents) read.
+    assert index < people_index and serial_index < people_index
+    assert f'by dn.exact="{ENROL}" read' in people and f'by dn.exact="{ENROL}" write' \
+        not in people
+    assert not any(ENROL in a for a in acls if "ou=groups" in a or a.startswith("to * "))
