@@ -147,10 +147,54 @@ class ObjectivesConfig:
     """What a drill is measured against."""
 
     rto_seconds: int = 60
+    #: Data a restore may lose: the newest backup may be at most this old (issue 13).
+    rpo_seconds: int = 900
+    #: From the fallback host's loss to the first passing probe on its replacement.
+    restore_rto_seconds: int = 3600
 
     def __post_init__(self) -> None:
-        if self.rto_seconds <= 0:
-            raise ValueError("rto_seconds must be positive")
+        for name in ("rto_seconds", "rpo_seconds", "restore_rto_seconds"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+
+
+@dataclass(frozen=True)
+class BackupRetentionConfig:
+    """How many archives borg keeps (borg prune's --keep-* options)."""
+
+    keep_within: str = "1d"
+    keep_hourly: int = 48
+    keep_daily: int = 14
+    keep_weekly: int = 8
+    keep_monthly: int = 12
+
+    def __post_init__(self) -> None:
+        if not re.match(r"^[1-9][0-9]*[HdwmyS]$", self.keep_within):
+            raise ValueError("keep_within must be a number and a unit (H, d, w, m, y), "
+                             "e.g. 1d")
+        for name in ("keep_hourly", "keep_daily", "keep_weekly", "keep_monthly"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+
+
+@dataclass(frozen=True)
+class BackupConfig:
+    """Backups of the fallback to the ``backup`` inventory group (borgmatic, issue 13).
+
+    Off unless ``enabled``. The fallback hosts' systemd timers run them every
+    ``standby_interval_minutes`` and, while the fallback is active, every
+    ``active_interval_minutes``, with or without planb's controller.
+    """
+
+    enabled: bool = False
+    standby_interval_minutes: int = 360
+    active_interval_minutes: int = 15
+    retention: BackupRetentionConfig = field(default_factory=BackupRetentionConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("standby_interval_minutes", "active_interval_minutes"):
+            if not 1 <= getattr(self, name) <= 10080:
+                raise ValueError(f"{name} must be between 1 and 10080 (a week)")
 
 
 @dataclass(frozen=True)
@@ -315,6 +359,7 @@ class SiteConfig:
     reports: ReportsConfig = field(default_factory=ReportsConfig)
     welcome: WelcomeConfig = field(default_factory=WelcomeConfig)
     enrolment: EnrolmentConfig = field(default_factory=EnrolmentConfig)
+    backup: BackupConfig = field(default_factory=BackupConfig)
     #: The language of what people read outside the terminal (reports, runbooks, the
     #: contact sheet, announcements): fr or en. Unset (older sites), nothing changes:
     #: documents in English, the activation announcement in French.

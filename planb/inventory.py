@@ -48,6 +48,8 @@ FALLBACK_DIRECTORY = "fallback_directory"
 FALLBACK_MESSAGING = "fallback_messaging"
 FALLBACK_PROXY = "fallback_proxy"
 FALLBACK_GROUPS = (FALLBACK_DIRECTORY, FALLBACK_MESSAGING, FALLBACK_PROXY)
+#: The hosts that keep the fallback's backups (borg repositories reached over SSH).
+BACKUP = "backup"
 
 VAULT_FILE = Path("group_vars") / "all" / "vault.yml"
 VAULT_HEADER = "$ANSIBLE_VAULT"

@@ -38,6 +38,7 @@ SECRET_NAMES = (
     "synapse_admin_password",
     "turn_shared_secret",
     "probe_password",
+    "backup_passphrase",
 )
 
 

@@ -69,7 +69,8 @@ class Lab:
         if recorded is not None:
             return recorded
         chosen = self.config.split if split is None else split
-        return build_topology(self.config.subnet, self.config.bridge, split=chosen)
+        return build_topology(self.config.subnet, self.config.bridge, split=chosen,
+                              backup=self.site.backup.enabled)
 
     def _recorded(self) -> Topology | None:
         try:
@@ -104,7 +105,8 @@ class Lab:
         with self._locked():
             recorded = self._recorded()
             wanted = build_topology(self.config.subnet, self.config.bridge,
-                                    split=self.config.split if split is None else split)
+                                    split=self.config.split if split is None else split,
+                                    backup=self.site.backup.enabled)
             if recorded is not None and recorded != wanted and (
                 split is not None or (recorded.bridge, recorded.subnet)
                 != (wanted.bridge, wanted.subnet)

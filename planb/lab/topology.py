@@ -6,6 +6,7 @@ import ipaddress
 from dataclasses import dataclass
 
 #: The fallback's inventory groups (DESIGN.md: one host or split across hosts).
+from planb.inventory import BACKUP
 from planb.inventory import FALLBACK_DIRECTORY as DIRECTORY
 from planb.inventory import FALLBACK_MESSAGING as MESSAGING
 from planb.inventory import FALLBACK_PROXY as PROXY
@@ -58,11 +59,14 @@ class Topology:
         return tuple(h for h in self.hosts if group in h.groups)
 
 
-def build_topology(subnet: str, bridge: str, *, split: bool = False) -> Topology:
+def build_topology(subnet: str, bridge: str, *, split: bool = False,
+                   backup: bool = False) -> Topology:
     """``primary`` and ``fallback``; with ``split``, ``directory`` and ``messaging`` too.
 
     Split: ``directory`` runs slapd, ``messaging`` runs PostgreSQL and Synapse, and
-    ``fallback`` keeps the proxy (nginx, coturn). Addresses start at .10.
+    ``fallback`` keeps the proxy (nginx, coturn). Addresses start at .10. With
+    ``backup`` (the site's ``backup.enabled``), a ``backup`` host at .20 keeps the
+    fallback's borg repositories.
     """
     network = ipaddress.ip_network(subnet)
     base = network.network_address
@@ -85,4 +89,6 @@ def build_topology(subnet: str, bridge: str, *, split: bool = False) -> Topology
             host("primary", 10, (PRIMARY,)),
             host("fallback", 11, (DIRECTORY, MESSAGING, PROXY)),
         )
+    if backup:
+        hosts += (host("backup", 20, (BACKUP,)),)
     return Topology(subnet=str(network), bridge=bridge, hosts=hosts)
