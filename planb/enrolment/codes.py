@@ -14,11 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from planb.config import SiteConfig
+from planb.enrol_page import ENROL_PATH
 from planb.enrolment.holders import Holder
 from planb.enrolment_code import derive_code, format_code
-
-#: The enrolment page (served by the fallback's nginx, issue 12 §2).
-ENROL_PATH = "/enrol/"
 
 
 @dataclass(frozen=True)
