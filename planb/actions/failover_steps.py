@@ -42,10 +42,13 @@ class ChecksArgs:
 
     ``wait_seconds``: keep re-running the checks (every 2 s) until they pass or this
     long has gone by (a service that systemd is restarting gets its chance).
+    ``heal``: start a stopped or failed unit once before refusing (the failover
+    preflight; :mod:`planb.actions.heal`), and say so in the output.
     """
 
     checks: list[str] = field(default_factory=list)
     wait_seconds: float = 0.0
+    heal: bool = False
 
     def __post_init__(self) -> None:
         if self.wait_seconds < 0:

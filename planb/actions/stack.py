@@ -2,7 +2,9 @@
 
 - ``verify.checks`` runs :func:`planb.verify.run_checks` (by default the checks that
   matter for a failover, :data:`planb.verify.FAILOVER_CHECKS`); it holds when the
-  report is ok, and its output ends with the failing checks.
+  report is ok, and its output ends with the failing checks. With ``heal`` (the
+  failover preflight) it first starts a stopped or failed unit once
+  (:mod:`planb.actions.heal`) and says so.
 - ``probes.run`` draws a sample (:mod:`planb.actions.sampling`), binds each account to
   the fallback LDAP over LDAPS, then has them all log in to Matrix through nginx over
   TLS, send and receive a message (:func:`planb.verify.run_probes`), fetches the welcome
@@ -27,6 +29,7 @@ from ldap3.core.exceptions import LDAPException
 
 from planb.actions import sampling
 from planb.actions.failover_steps import ChecksArgs
+from planb.actions.heal import Healer
 from planb.actions.pages import page_probes, see_pages
 from planb.config import SiteConfig
 from planb.directory.fallback_endpoint import fallback_endpoint
@@ -68,12 +71,15 @@ def verify_checks(ctx: ActionContext, args: ChecksArgs) -> ActionResult:
 
     names = list(args.checks) or list(FAILOVER_CHECKS)
     hosts = load_hosts(ctx.site)
-    polled = poll_until(lambda _left: run_checks(ctx.site, names, hosts=hosts),
-                        lambda report: report.ok, interval=CHECK_RETRY_SECONDS,
-                        timeout=min(args.wait_seconds, ctx.remaining(0) - 1))
+    with Healer(hosts, enabled=args.heal) as healer:
+        polled = poll_until(
+            lambda _left: healer.checked(lambda: run_checks(ctx.site, names, hosts=hosts)),
+            lambda report: report.ok, interval=CHECK_RETRY_SECONDS,
+            timeout=min(args.wait_seconds, ctx.remaining(0) - 1))
     report, attempts = polled.value, polled.attempts
     lines = [f"checks {', '.join(names)}: {report.summary()}"
              + (f" (attempt {attempts})" if attempts > 1 else "")]
+    lines += ["; ".join(healer.done)] if healer.done else []  # one line: the CLI's table
     lines += [f"{r.status.upper()} {r.name} on {r.host}: {r.message}" for r in report.problems]
     if report.problems:
         lines.append("failing: " + "; ".join(f"{r.name} on {r.host} ({r.status})"

@@ -80,8 +80,10 @@ class FailoverStep:
 
 
 ACTIVATION_STEPS: tuple[FailoverStep, ...] = (
-    # Services restarting (a crash during activation) get up to 30 s to come back.
-    FailoverStep("preflight", "verify.checks", ChecksArgs(wait_seconds=30), forceable=True),
+    # Services restarting (a crash during activation) get up to 30 s to come back; a
+    # unit left stopped or failed is started once (planb.actions.heal).
+    FailoverStep("preflight", "verify.checks", ChecksArgs(wait_seconds=30, heal=True),
+                 forceable=True),
     FailoverStep("freeze-sync", "sync.freeze", undo=("sync.unfreeze", NoArgs())),
     FailoverStep("flip", "fallback.switch", SwitchArgs("active"), commit=True),
     FailoverStep("announce", "messaging.announce", critical=False, optional=True),

@@ -51,11 +51,16 @@ def synapse_venv(ctx: CheckContext, host: InventoryHost) -> str:
     return f"{venv}: matrix-synapse {synapse}, matrix-synapse-ldap3 {ldap}"
 
 
+def unit_name(unit: str, host: InventoryHost) -> str:
+    """``unit`` on ``host``: :data:`POSTGRESQL_UNIT` gets the host's PostgreSQL version."""
+    return unit.format(version=host.hostvars.get("postgresql_version", "15"))
+
+
 def service(unit: str, enabled_unit: str | None = None):  # type: ignore[no-untyped-def]
     """A check that ``unit`` is active and ``enabled_unit`` (default: itself) enabled."""
     def check(ctx: CheckContext, host: InventoryHost) -> str:
         remote = ctx.remote(host)
-        name = unit.format(version=host.hostvars.get("postgresql_version", "15"))
+        name = unit_name(unit, host)
         state = remote.run(f"systemctl is-active {shlex.quote(name)}").stdout.strip()
         enabled_name = enabled_unit or name
         enabled = remote.run(f"systemctl is-enabled {shlex.quote(enabled_name)}").stdout.strip()
