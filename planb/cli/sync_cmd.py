@@ -31,9 +31,14 @@ if TYPE_CHECKING:
 PASSWORDS = (
     "Passwords: when the source exposes password hashes (OpenLDAP userPassword, read by "
     "the bind account), the sync copies them, so agents log in to the fallback with their "
-    "usual password. Active Directory does not expose hashes: its agents get no password "
-    "on the fallback until an enrolment step sets one (planned; hook: the password_hash "
-    "field of planb.directory.model.Agent). Snapshots never hold hashes."
+    "usual password. Active Directory does not expose hashes (nor a site with "
+    "primary.ldap.copy_password_hashes: false): the sync then never writes userPassword, "
+    "and agents set their fallback password on the enrolment page. Snapshots never hold "
+    "hashes.\n\n"
+    "Enrolment codes (enrolment.enabled in planb.yml, on by default): every active agent "
+    "who has neither a code nor enrolled gets one, an expired unused code is renewed, a "
+    "leaver's is revoked; the plan counts them, never shows a code (letters: 'planb enrol "
+    "letters'). Codes are hashed with scrypt on every core, with progress."
 )
 app = typer.Typer(
     help=(
@@ -75,6 +80,9 @@ _ROWS = (
     ("LDAP", "ldap_deactivate", "agents deactivated"),
     ("LDAP", "ldap_reactivate", "agents reactivated"),
     ("LDAP", "department_move", "department moves"),
+    ("LDAP", "code_issue", "enrolment codes issued"),
+    ("LDAP", "code_renew", "enrolment codes renewed"),
+    ("LDAP", "code_revoke", "enrolment codes revoked"),
     ("Matrix", "matrix_create", "users created"),
     ("Matrix", "matrix_deactivate", "users deactivated"),
     ("Matrix", "matrix_reactivate", "users reactivated"),

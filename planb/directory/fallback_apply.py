@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import partial
@@ -25,6 +25,7 @@ from ldap3.core.exceptions import LDAPException
 from planb.directory.fallback_ldap import (
     EntryJob,
     GroupJob,
+    IssuedCode,
     Layout,
     add_attributes,
     entry_jobs,
@@ -130,19 +131,22 @@ class FallbackApplier:
                  workers: int = DEFAULT_WORKERS) -> None:
         self.endpoint, self.layout, self.workers = endpoint, layout, max(1, workers)
 
-    def apply(self, plan: Plan, state: FallbackState, progress: Progress | None = None
-              ) -> ApplyReport:
-        """Apply the LDAP part of ``plan`` to the directory ``state`` was read from."""
+    def apply(self, plan: Plan, state: FallbackState, progress: Progress | None = None,
+              issued: Mapping[str, IssuedCode] | None = None) -> ApplyReport:
+        """Apply the LDAP part of ``plan`` to the directory ``state`` was read from;
+        ``issued``: the hashed enrolment codes of the plan's code issues, by agent id."""
+        issued = issued or {}
         progress = progress or _no_progress
         report = ApplyReport("ldap")
         pool = _Pool(self.endpoint, self.workers)
         interrupted = False
         try:
             tasks: list[tuple[str, Task]] = [
-                (a.agent.login, partial(self._add, pool, a.agent, a.localpart))
+                (a.agent.login, partial(self._add, pool, a.agent, a.localpart,
+                                        issued.get(a.agent.id)))
                 for a in plan.ldap_adds]
             tasks += [(job.login, partial(self._entry, pool, job, state))
-                      for job in entry_jobs(plan).values()]
+                      for job in entry_jobs(plan, issued).values()]
             self._run(pool, "entries", tasks, report, progress)
             groups = group_jobs(plan, self.layout, read_groups(pool.conn(), self.layout))
             self._run(pool, "groups", [(g.name, partial(self._group, pool, g)) for g in groups],
@@ -183,10 +187,10 @@ class FallbackApplier:
                 pending.add(pool.executor.submit(pool.guarded, *task))
             progress(phase, done, total)
 
-    def _add(self, pool: _Pool, agent: Agent, localpart: str | None
-             ) -> tuple[str, Failure | None]:
+    def _add(self, pool: _Pool, agent: Agent, localpart: str | None,
+             code: IssuedCode | None = None) -> tuple[str, Failure | None]:
         conn = pool.conn()
-        attrs = add_attributes(agent, localpart)
+        attrs = add_attributes(agent, localpart, code)
         conn.add(self.layout.person_dn(agent.login), attributes=attrs)
         reason = _result(conn)
         return "add", None if reason is None else Failure("add", agent.login, reason)

@@ -13,6 +13,8 @@ Layout (suffix ``S`` from planb.yml ``fallback.ldap_suffix``):
   own temporary lockout after failed binds (the time it began; it heals by itself
   after the policy's ``pwdLockoutDuration``): that agent is still enabled, and the
   sync neither plans a change for it nor lifts the lock (:func:`locked_for_good`);
+- enrolment codes (:mod:`planb.directory.enrolment_plan`): the code's hash, serial,
+  expiry and failures on the agent's entry, written with the entry's other changes;
 - departments' groups: ``cn=<group>,ou=groups,S`` (``groupOfNames``), the agents'
   ``memberOf`` maintained by slapd's memberof overlay.
 
@@ -24,12 +26,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from ldap3 import MODIFY_REPLACE, Connection
 from ldap3.core.exceptions import LDAPInvalidDnError
 from ldap3.utils.dn import parse_dn
 
+from planb.directory import enrolment_plan as codes
 from planb.directory.identifiers import child_dn, unescape_dn_value
 from planb.directory.ldap_source import paged_entries
 from planb.directory.model import Agent, password_fingerprint
@@ -50,10 +54,24 @@ FIELD_ATTRIBUTES = {
     "employee_number": "employeeNumber", "localpart": "planbLocalpart",
 }
 READ_ATTRIBUTES = sorted({*FIELD_ATTRIBUTES.values(), "planbSourceId",
-                          "planbPasswordFingerprint", "pwdAccountLockedTime", "memberOf"})
+                          "planbPasswordFingerprint", "pwdAccountLockedTime", "memberOf",
+                          *codes.READ_ATTRIBUTES})
 PAGE_SIZE = 1000
 
 Modifications = dict[str, list[tuple[str, list[str]]]]
+
+
+@dataclass(frozen=True)
+class IssuedCode:
+    """What apply writes for one issued code: its hash (never the code), serial, expiry."""
+
+    stored: str = field(repr=False)
+    serial: int
+    expires: str  # GeneralizedTime
+
+    def attributes(self) -> dict[str, list[str]]:
+        return {codes.CODE: [self.stored], codes.SERIAL: [str(self.serial)],
+                codes.EXPIRES: [self.expires]}
 
 
 @dataclass(frozen=True)
@@ -86,6 +104,8 @@ def _first(attrs: Mapping[str, Any], name: str) -> str:
         value = value[0] if value else ""
     if isinstance(value, bytes):
         value = value.decode("utf-8")
+    if isinstance(value, datetime):  # ldap3 parses GeneralizedTime when it knows the schema
+        value = codes.generalized_time(value)
     return "" if value is None else str(value)
 
 
@@ -120,6 +140,8 @@ def entry_from_ldap(dn: str, attributes: Mapping[str, Any]) -> FallbackEntry | N
         enabled=not locked_for_good(_first(attrs, "pwdaccountlockedtime")),
         groups=frozenset(group_name(str(g)) for g in members), localpart=localpart,
         password_fingerprint=_first(attrs, "planbpasswordfingerprint") or None, dn=dn,
+        codes=codes.code_state({a.casefold(): _first(attrs, a.casefold())
+                                for a in codes.READ_ATTRIBUTES}),
     )
 
 
@@ -149,8 +171,10 @@ def read_groups(conn: Connection, layout: Layout) -> dict[str, list[str]]:
 # --- writing (pure) -------------------------------------------------------------------
 
 
-def add_attributes(agent: Agent, localpart: str | None) -> dict[str, list[str]]:
-    """Every attribute of a new agent entry: one add writes the whole entry."""
+def add_attributes(agent: Agent, localpart: str | None, code: IssuedCode | None = None
+                   ) -> dict[str, list[str]]:
+    """Every attribute of a new agent entry (its enrolment code too): one add writes
+    the whole entry."""
     attrs: dict[str, list[str]] = {
         "objectClass": list(AGENT_CLASSES), "uid": [agent.login],
         "cn": [agent.display_name or agent.login], "sn": [agent.surname or NO_SURNAME],
@@ -168,6 +192,8 @@ def add_attributes(agent: Agent, localpart: str | None) -> dict[str, list[str]]:
         attrs["planbPasswordFingerprint"] = [password_fingerprint(agent.password_hash) or ""]
     if not agent.enabled:
         attrs["pwdAccountLockedTime"] = [LOCKED]
+    if code is not None:
+        attrs.update(code.attributes())
     return attrs
 
 
@@ -210,8 +236,10 @@ class EntryJob:
     kinds: list[str] = field(default_factory=list)
 
 
-def entry_jobs(plan: Plan) -> dict[str, EntryJob]:
-    """Updates, moves, deactivations and reactivations merged into one job per entry."""
+def entry_jobs(plan: Plan, issued: Mapping[str, IssuedCode] | None = None
+               ) -> dict[str, EntryJob]:
+    """Updates, moves, deactivations, reactivations and enrolment codes (``issued``: by
+    agent id, for the plan's code issues) merged into one job per entry."""
     jobs: dict[str, EntryJob] = {}
 
     def job(agent_id: str, login: str) -> EntryJob:
@@ -234,6 +262,19 @@ def entry_jobs(plan: Plan) -> dict[str, EntryJob]:
         item = job(change.id, change.login)
         item.mods["pwdAccountLockedTime"] = [(MODIFY_REPLACE, [])]
         item.kinds.append("reactivate")
+    added = {a.agent.id for a in plan.ldap_adds}
+    for issue in plan.code_issues:
+        code = (issued or {}).get(issue.id)
+        if issue.id in added or code is None:
+            continue  # a new entry's code is in its add; no hash: nothing to write
+        item = job(issue.id, issue.login)
+        item.mods.update({k: [(MODIFY_REPLACE, v)] for k, v in code.attributes().items()})
+        item.mods[codes.FAILURES] = [(MODIFY_REPLACE, [])]
+        item.kinds.append(f"code_{'renew' if issue.reason == codes.RENEWED else 'issue'}")
+    for revoke in plan.code_revocations:
+        item = job(revoke.id, revoke.login)
+        item.mods.update({k: [(MODIFY_REPLACE, [])] for k in codes.REVOKED_ATTRIBUTES})
+        item.kinds.append("code_revoke")
     return jobs
 
 

@@ -20,7 +20,12 @@ from ldap3 import SUBTREE, Connection
 from planb.config import LdapSourceConfig, PrimaryConfig, SiteConfig
 from planb.directory.csv_source import read_csv
 from planb.directory.ldap_conn import DirectoryUnreachable, LdapEndpoint, read_secret_file
-from planb.directory.mapping import agents_from_entries, resolve_mapping, source_attributes
+from planb.directory.mapping import (
+    agents_from_entries,
+    resolve_mapping,
+    source_attributes,
+    without_password,
+)
 from planb.directory.model import SourceResult, rejection_lines
 from planb.errors import UsageError
 
@@ -80,6 +85,8 @@ def read_ldap(primary: PrimaryConfig, base_dir: Path, *, strict: bool = False) -
     assert config is not None
     endpoint = primary_endpoint(config, base_dir)
     fmap = resolve_mapping(primary.flavour, primary.mapping)
+    if not primary.copies_password_hashes:
+        fmap = without_password(fmap)
     attributes = source_attributes(fmap)
     shown = f"{config.url} ({config.base_dn})"
     conn = endpoint.connect(read_only=True)

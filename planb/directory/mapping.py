@@ -93,6 +93,13 @@ def resolve_mapping(flavour: str, overrides: Mapping[str, str] | None = None) ->
     return FieldMap(flavour, resolved, frozenset(overrides))
 
 
+def without_password(fmap: FieldMap) -> FieldMap:
+    """``fmap`` without the password hash (primary.ldap.copy_password_hashes false): the
+    hash is then neither requested from the primary nor copied."""
+    return FieldMap(fmap.flavour, {k: v for k, v in fmap.fields.items()
+                                   if k != "password_hash"}, fmap.explicit)
+
+
 def source_attributes(fmap: FieldMap) -> list[str]:
     """Every LDAP attribute to request for ``fmap`` (operational ones included), sorted."""
     return sorted({name for names in fmap.fields.values() for name in names})

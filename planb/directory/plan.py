@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
+from planb.directory.enrolment_plan import RENEWED, CodeIssue, CodeRevoke, code_changes
 from planb.directory.identifiers import (
     Collision,
     assign_localparts,
@@ -165,6 +167,9 @@ class Plan:
     collisions: tuple[Collision, ...] = ()
     rejections: tuple[Rejection, ...] = ()
     kept: tuple[Kept, ...] = ()
+    #: Enrolment codes to issue or renew, and leavers' codes to delete (no code here).
+    code_issues: tuple[CodeIssue, ...] = ()
+    code_revocations: tuple[CodeRevoke, ...] = ()
 
     def summary(self) -> dict[str, int]:
         """Counts of each kind of change, for the top of the plan and the CLI."""
@@ -181,6 +186,9 @@ class Plan:
             "room_create": len(self.room_creates),
             "room_join": sum(len(c.joins) for c in self.room_changes),
             "room_leave": sum(len(c.leaves) for c in self.room_changes),
+            "code_issue": sum(1 for c in self.code_issues if c.reason != RENEWED),
+            "code_renew": sum(1 for c in self.code_issues if c.reason == RENEWED),
+            "code_revoke": len(self.code_revocations),
             "collisions": len(self.collisions),
             "rejected": len(self.rejections),
             "kept": len(self.kept),
@@ -208,6 +216,10 @@ class PlanOptions:
     #: Give an agent without a fallback entry the existing Matrix account its login
     #: gives (a rebuilt fallback directory); off: such accounts are collisions.
     adopt: bool = False
+    #: Issue and renew enrolment codes (planb.yml enrolment.enabled); leavers' codes
+    #: are revoked either way. ``now`` decides which codes expired (default: now).
+    codes: bool = False
+    now: datetime | None = None
 
 
 def _value(obj: Agent | FallbackEntry, name: str) -> Value:
@@ -413,4 +425,10 @@ def compute_plan(source: SourceResult, fallback: FallbackState, matrix: MatrixSt
     for entry in fallback.entries.values():
         if entry.id not in in_source:
             builder.gone(entry, protected, disabled)
-    return builder.plan()
+    plan = builder.plan()
+    issues, revokes = code_changes(
+        [a.agent for a in plan.ldap_adds], fallback.entries.values(),
+        {c.id for c in plan.ldap_deactivations}, {c.id for c in plan.ldap_reactivations},
+        {a.id: a.login for a in source.agents}, builder.options.now or datetime.now(UTC),
+        issue=builder.options.codes)
+    return replace(plan, code_issues=issues, code_revocations=revokes)

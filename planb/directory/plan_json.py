@@ -1,8 +1,10 @@
 """The plan as JSON a person can read, and back (``planb sync apply plan.json``).
 
-Layout: schema and version, summary counts, the source, then ``ldap`` and ``matrix``
-sections, then collisions, rejections and kept entries; lists in a stable order
-(by login). Password hashes are never written: an add says ``"password": true``
+Layout: schema and version, summary counts, the source, then ``ldap``, ``matrix`` and
+``enrolment`` sections (a plan written before enrolment, without it, reads as no
+codes), then collisions, rejections and kept entries; lists in a stable order
+(by login). Enrolment codes appear as login and serial (``enrolment``), never a
+code nor its hash. Password hashes are never written: an add says ``"password": true``
 when a hash will be copied, an update says ``"password_changed": true``; apply
 takes the hash from a fresh read of the source (:func:`attach_passwords`).
 """
@@ -17,6 +19,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any, get_args, get_origin, get_type_hints
 
+from planb.directory.enrolment_plan import CodeIssue, CodeRevoke
 from planb.directory.identifiers import Collision
 from planb.directory.model import Agent, Rejection
 from planb.directory.plan import (
@@ -44,6 +47,7 @@ _SECTIONS: dict[str, dict[str, str]] = {
     "matrix": {"create": "matrix_creates", "deactivate": "matrix_deactivations",
                "reactivate": "matrix_reactivations", "display_name": "display_names",
                "room_create": "room_creates", "room_change": "room_changes"},
+    "enrolment": {"issue": "code_issues", "revoke": "code_revocations"},
     "reports": {"collisions": "collisions", "rejections": "rejections", "kept": "kept"},
 }
 _ITEM_TYPES: dict[str, type] = {
@@ -52,6 +56,7 @@ _ITEM_TYPES: dict[str, type] = {
     "matrix_deactivations": StatusChange, "matrix_reactivations": StatusChange,
     "display_names": DisplayNameChange, "room_creates": RoomCreate,
     "room_changes": RoomChange, "collisions": Collision, "rejections": Rejection, "kept": Kept,
+    "code_issues": CodeIssue, "code_revocations": CodeRevoke,
 }
 
 
@@ -147,6 +152,8 @@ def plan_from_dict(data: Mapping[str, Any], shown: str = "plan.json") -> Plan:
         kwargs: dict[str, Any] = {"source": source["name"], "source_agents": source["agents"],
                                   "active_before": source["active_before"]}
         for section, keys in _SECTIONS.items():
+            if section == "enrolment" and section not in data:
+                continue  # written before enrolment codes existed
             body = data if section == "reports" else data[section]
             for key, attr in keys.items():
                 items = body[key]
@@ -158,7 +165,10 @@ def plan_from_dict(data: Mapping[str, Any], shown: str = "plan.json") -> Plan:
     except (KeyError, TypeError, ValueError) as exc:
         raise UsageError(f"{shown}: damaged plan: {exc}",
                          hint="compute a fresh plan with 'planb sync plan'") from None
-    if plan.summary() != data.get("summary"):
+    summary = data.get("summary")
+    if isinstance(summary, dict) and "enrolment" not in data:
+        summary = {**{k: 0 for k in ("code_issue", "code_renew", "code_revoke")}, **summary}
+    if plan.summary() != summary:
         raise UsageError(f"{shown}: the summary does not match the plan's content "
                          "(edited by hand?)", hint="compute a fresh plan with 'planb sync plan'")
     return plan

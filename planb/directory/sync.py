@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from planb.config import SiteConfig
+from planb.directory.enrolment import expiry, hash_issues, site_key
 from planb.directory.fallback_apply import (
     DEFAULT_WORKERS,
     ApplyReport,
@@ -51,7 +52,8 @@ log = logging.getLogger(__name__)
 #: Plan attributes that belong to the Matrix target.
 MATRIX_ITEMS = ("matrix_creates", "matrix_deactivations", "matrix_reactivations",
                 "display_names", "room_creates", "room_changes")
-LDAP_ITEMS = ("ldap_adds", "ldap_updates", "ldap_deactivations", "ldap_reactivations", "moves")
+LDAP_ITEMS = ("ldap_adds", "ldap_updates", "ldap_deactivations", "ldap_reactivations", "moves",
+              "code_issues", "code_revocations")
 MATRIX_NOT_CONFIGURED = "Matrix target not configured: the plan holds LDAP items only"
 WRITE_FROZEN = "write what it read from the primary directory"
 
@@ -160,6 +162,8 @@ class Sync:
         if strict and result.rejections:
             raise UsageError(f"{result.source}: {len(result.rejections)} record(s) rejected; "
                              "nothing done (--strict)")
+        if not self.site.primary.copies_password_hashes:
+            result = without_hashes(result)
         return result
 
     def read_fallback(self) -> FallbackState:
@@ -185,7 +189,8 @@ class Sync:
     def _planned(self, source: SourceResult, fallback: FallbackState,
                  matrix: MatrixState | None) -> SyncPlan:
         options = self.matrix.plan_options() if self.matrix is not None else PlanOptions()
-        options = dataclasses.replace(options, adopt=self.adopt)
+        options = dataclasses.replace(options, adopt=self.adopt,
+                                      codes=self.site.enrolment.enabled)
         plan = compute_plan(source, fallback, matrix or MatrixState(), options)
         if matrix is None:
             plan = without_matrix(plan)
@@ -233,8 +238,10 @@ class Sync:
         # A failover may have begun while the plan was read or confirmed: ask again.
         if from_snapshot is None:
             self.refuse_if_frozen(WRITE_FROZEN)
+        issued = hash_issues(site_key(self.site), planned.plan.code_issues, expiry(self.site),
+                             progress=progress) if planned.plan.code_issues else {}
         reports = [FallbackApplier(self.fallback, self.layout, workers=self.workers)
-                   .apply(planned.plan, planned.fallback, progress)]
+                   .apply(planned.plan, planned.fallback, progress, issued)]
         if self.matrix is not None:
             if from_snapshot is None:
                 self.refuse_if_frozen(WRITE_FROZEN, "the fallback LDAP was written, Matrix "
@@ -242,6 +249,15 @@ class Sync:
             reports.append(self.matrix.apply(planned.plan, progress or _quiet))
         remaining = self.plan_from(planned.source).plan
         return SyncResult(planned, tuple(reports), remaining, time.monotonic() - started)
+
+
+def without_hashes(result: SourceResult) -> SourceResult:
+    """``result`` with no password hash (primary.ldap.copy_password_hashes false): the
+    sync then never writes userPassword, and passwords set by enrolment survive."""
+    if not any(a.password_hash is not None for a in result.agents):
+        return result
+    agents = tuple(dataclasses.replace(a, password_hash=None) for a in result.agents)
+    return dataclasses.replace(result, agents=agents)
 
 
 def _quiet(phase: str, done: int, total: int) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from planb.directory.enrolment_plan import CodeState
 from planb.directory.model import Agent, password_fingerprint
 
 
@@ -45,6 +46,8 @@ class FallbackEntry:
     localpart: str | None = None
     password_fingerprint: str | None = None
     dn: str = ""
+    #: Its enrolment code's state (planb.directory.enrolment_plan).
+    codes: CodeState = CodeState()
 
 
 def entry_for(agent: Agent, localpart: str | None, dn: str = "") -> FallbackEntry:
