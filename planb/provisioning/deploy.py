@@ -56,6 +56,7 @@ def deploy_vars(site: SiteConfig) -> dict[str, object]:
             "primary": _primary_vars(site),
             "lab": as_plain(site.lab) if site.lab is not None else None,
             "enrolment": as_plain(enrolment),
+            "backup": as_plain(site.backup),
         },
         # The public welcome page (rendered here in the site's language; its live part
         # comes from Synapse at each request: planb/welcome.py). Base64, so that no
