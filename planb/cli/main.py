@@ -12,6 +12,7 @@ from typer.core import TyperGroup, TyperOption
 
 from planb import __version__
 from planb.cli import (
+    backup_cmd,
     bundle_cmd,
     config_cmd,
     deploy_cmd,
@@ -138,6 +139,7 @@ app.add_typer(enrol_cmd.app, name="enrol")
 app.add_typer(verify_app)
 app.add_typer(drill_app, name="drill")
 app.add_typer(failover_app, name="failover")
+app.add_typer(backup_cmd.app, name="backup")
 app.add_typer(runbook_app, name="runbook")
 
 

@@ -1,0 +1,21 @@
+"""The fallback's backups (issue 13): run one now, list, verify, export the keys.
+
+The backups themselves are borgmatic's, on the fallback hosts (the ``backup`` role):
+planb only talks to those hosts over SSH, so they go on when planb's controller is
+down. Nothing here reads or prints the repository passphrase.
+"""
+
+from planb.backup.core import (
+    Archive,
+    BackupError,
+    HostRun,
+    Verified,
+    backup_hosts,
+    export_keys,
+    list_archives,
+    run_now,
+    verify,
+)
+
+__all__ = ["Archive", "BackupError", "HostRun", "Verified", "backup_hosts", "export_keys",
+           "list_archives", "run_now", "verify"]
