@@ -10,7 +10,7 @@ import typer
 
 from planb.cli.context import console, err_console, options, print_json
 from planb.config import SiteConfig
-from planb.errors import UsageError
+from planb.errors import PlanbError, UsageError
 from planb.files import write_atomic
 from planb.i18n import LANGUAGES
 
@@ -163,3 +163,44 @@ def export(
     batch = _batch(site, department, login)
     write_atomic(output, render_csv(site, batch.letters), 0o600)
     _summary(batch, output, "CSV rows", json_output)
+
+
+@app.command("reissue")
+def reissue(
+    ctx: typer.Context,
+    logins: Annotated[list[str], typer.Argument(metavar="LOGIN",
+                                                help="The agents who need a new code.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Give agents a new enrolment code now: a forgotten password, a lost letter, or a
+    code locked by wrong tries.
+
+    The new code replaces the old one at once (an old letter stops working), is valid
+    enrolment.code_valid_days, and its wrong tries start from zero. A leaver or an
+    unknown login gets nothing (exit status 1). Then print their letter:
+    planb enrol letters --login LOGIN [-o letter.pdf], and hand it over in person
+    (check who you give it to: the code lets its holder choose the password).
+    """
+    from planb.directory.enrolment import reissue_codes
+
+    site = options(ctx).load_site()
+    report = reissue_codes(site, logins)
+    issued = [r.login for r in report.issued]
+    if json_output:
+        print_json({"issued": [{"login": r.login, "serial": r.serial,
+                                "expires": r.expires.isoformat()} for r in report.issued],
+                    "refused": report.refused})
+    else:
+        for r in report.issued:
+            console.print(f"{r.login}: new code (letter no. {r.serial}), valid until "
+                          f"{r.expires:%Y-%m-%d}", highlight=False, soft_wrap=True)
+        for login, why in report.refused.items():
+            err_console.print(f"{login}: no new code: {why}", highlight=False,
+                              soft_wrap=True)
+        if issued:
+            shown = " ".join(f"--login {login}" for login in issued)
+            console.print(f"Next: print the letter(s): planb enrol letters {shown} -o "
+                          "letters.pdf (or .html), and hand each one over in person.",
+                          highlight=False, soft_wrap=True)
+    if report.refused:
+        raise PlanbError(f"{len(report.refused)} of {len(logins)} login(s) got no new code")
