@@ -235,11 +235,12 @@ class Sync:
         check_site_safety(planned.plan, self.site.safety, force=force)
         if confirm is not None and not confirm(planned):
             return None
+        # Minutes for thousands of codes: made before the last look at the freeze flag.
+        issued = hash_issues(site_key(self.site), planned.plan.code_issues, expiry(self.site),
+                             progress=progress) if planned.plan.code_issues else {}
         # A failover may have begun while the plan was read or confirmed: ask again.
         if from_snapshot is None:
             self.refuse_if_frozen(WRITE_FROZEN)
-        issued = hash_issues(site_key(self.site), planned.plan.code_issues, expiry(self.site),
-                             progress=progress) if planned.plan.code_issues else {}
         reports = [FallbackApplier(self.fallback, self.layout, workers=self.workers)
                    .apply(planned.plan, planned.fallback, progress, issued)]
         if self.matrix is not None:

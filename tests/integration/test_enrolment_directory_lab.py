@@ -4,7 +4,7 @@
   up to date by the role's planb-ldap-schema, and a second run changes nothing;
 - the enrolment account (cn=planb-enrol) sets an agent's password with the Password
   Modify operation and writes or deletes the code attributes, and nothing else: not
-  cn, mail, the serial, groups, nor a probe's or a service account's password;
+  cn, mail, the serial, the lock, groups, nor a probe's or a service account's password;
   Synapse's account cannot read a code's hash (not even find who has one); anonymous
   gets nothing;
 - the sync gives every active agent a live code that verifies against derive_code
@@ -37,7 +37,7 @@ from planb.directory.enrolment import DISABLED, NOT_FOUND, reissue_codes
 from planb.directory.fallback_endpoint import fallback_endpoint
 from planb.directory.fallback_ldap import Layout
 from planb.directory.lab_churn import Churn
-from planb.directory.ldap_source import paged_entries
+from planb.directory.ldap_source import paged_entries, read_primary
 from planb.directory.sync import LDAP_ITEMS, Sync
 from planb.enrolment_code import derive_code, load_or_create_key, verify_code
 from planb.inventory import vault_value
@@ -168,6 +168,18 @@ def test_an_older_schema_is_brought_up_to_date_once(lab: LabSession) -> None:
     assert json.loads(ssh(lab, "primary", tool.format(""))) == {"changed": False, "changes": []}
 
 
+def test_a_second_run_of_the_role_changes_nothing(lab: LabSession) -> None:
+    """The session deployed twice: the second run's openldap tasks (schema, service
+    accounts, ACLs) changed nothing (test_lab_deploy checks every role's total)."""
+    assert lab.second_deploy is not None
+    text = (lab.second_deploy.artifacts_dir / "stdout").read_text(encoding="utf-8")
+    blocks = text.split("\nTASK [")[1:] + text.split("\nRUNNING HANDLER [")[1:]
+    openldap = [b for b in blocks if b.startswith("openldap : ")]
+    assert any(b.startswith("openldap : Load planb's schema") for b in openldap)
+    changed = [b.splitlines()[0] for b in openldap if "\nchanged: [" in b.split("\nTASK [")[0]]
+    assert changed == [], changed
+
+
 def test_the_enrolment_account_sets_an_agents_password_and_nothing_else(
         lab: LabSession) -> None:
     site = lab.site
@@ -219,7 +231,7 @@ def test_the_enrolment_account_sets_an_agents_password_and_nothing_else(
         enrol.unbind()
 
 
-def test_nobody_else_sees_the_codes(lab: LabSession) -> None:
+def test_synapse_cannot_see_the_codes(lab: LabSession) -> None:
     site = lab.site
     people = f"ou=people,{site.fallback.ldap_suffix}"
     holders = [u for u, a in codes_by_login(site).items() if "planbenrolmentcode" in a]
@@ -235,6 +247,11 @@ def test_nobody_else_sees_the_codes(lab: LabSession) -> None:
         assert synapse.entries == [], "Synapse's account can tell who holds a code"
     finally:
         synapse.unbind()
+
+
+def test_anonymous_gets_nothing(lab: LabSession) -> None:
+    site = lab.site
+    people = f"ou=people,{site.fallback.ldap_suffix}"
     anonymous = bound(site, "anonymous")
     try:
         anonymous.search(site.fallback.ldap_suffix, "(objectClass=*)", attributes=["*"])
@@ -353,6 +370,9 @@ def test_without_copied_hashes_an_enrolled_password_survives_the_sync(lab: LabSe
         enrol.unbind()
         Sync(site).apply()
     assert fallback_bind(site, dn, agent_password(secret, login))
+    # The primary is not even asked for the hashes (nor are they kept).
+    assert any(a.password_hash is not None for a in read_primary(site).agents)
+    assert all(a.password_hash is None for a in read_primary(withheld).agents)
 
 
 def fallback_bind(site: SiteConfig, dn: str, password: str) -> bool:
