@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import date
 from html import escape
 
 from planb.config import SiteConfig
@@ -131,11 +132,17 @@ class _Texts:
         self.qr = qr_svg(addresses.enrol, tr._(N_(
             "QR code to open the enrolment page: {url}")).format(url=addresses.enrol))
         self.enrol = enrol
+        self._days: dict[date, str] = {}
 
     def expiry(self, letter: Letter) -> str:
+        """The expiry's local day as the language writes it (Babel, once per day)."""
         if letter.expires is None:
             return ""
-        return escape(self.tr.date(letter.expires.astimezone(self.tr.zone)))
+        day = letter.expires.astimezone(self.tr.zone)
+        key = day.date()
+        if key not in self._days:
+            self._days[key] = escape(self.tr.date(day))
+        return self._days[key]
 
 
 def _cover(department: str, letters: list[Letter], t: _Texts) -> str:
