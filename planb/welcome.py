@@ -61,11 +61,13 @@ figure svg{width:12rem;height:auto}
 
 @dataclass(frozen=True)
 class WelcomePage:
-    """The page and its stylesheet, as nginx serves them."""
+    """The page and its stylesheet, as nginx serves them; ``banner`` is the fragment the
+    browser client's start page includes (same live state, the address for apps)."""
 
     html: str
     css: str
     language: str
+    banner: str = ""
 
 
 def page_url(site: SiteConfig) -> str:
@@ -128,7 +130,31 @@ def render_welcome(site: SiteConfig, *, client_path: str | None = None,
     headings = [escape(tr._(h)) for h in (N_("How to connect"), N_("Help"),
                                           N_("This page on paper"))]
     link_list = "<ul>" + "".join(links) + "</ul>" if links else ""
-    blocks = (
+    blocks = _live_blocks(tr)
+    qr_label = tr._(N_("QR code to open this page: {url}")).format(url=url)
+    html = (
+        f'<!DOCTYPE html>\n<html lang="{tr.language}">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        '<meta name="robots" content="noindex">\n'
+        f"<title>{title} · {org}</title>\n"
+        f'<link rel="stylesheet" href="{CSS_PATH}">\n</head>\n<body>\n<main>\n'
+        f"<h1>{title} · {org}</h1>\n{blocks}\n"
+        f"<h2>{headings[0]}</h2>\n{link_list}{server}\n"
+        f"<h2>{headings[1]}</h2>\n{_contacts(site, tr)}\n"
+        f"<h2>{headings[2]}</h2>\n"
+        f"<figure>{qr_svg(url, qr_label)}<figcaption><code>{host}</code></figcaption></figure>\n"
+        "</main>\n</body>\n</html>\n"
+    )
+    # The browser client's start page (planb/data/client/index.html) includes this
+    # through nginx's SSI: the live state, the way back here, the address for apps.
+    banner = (f'<p class="planb-title"><a href="/">{title} · {org}</a></p>\n'
+              f"{blocks}\n{server}\n")
+    return WelcomePage(html=html, css=CSS, language=tr.language, banner=banner)
+
+
+def _live_blocks(tr: Translator) -> str:
+    """The state block nginx's SSI picks at each request (standby, active, unknown)."""
+    return (
         '<!--# config errmsg="" -->'
         f'<!--# include virtual="{SSI_MODE}" set="planb_mode" -->'
         '<!--# if expr="$planb_mode = active" -->'
@@ -144,18 +170,3 @@ def render_welcome(site: SiteConfig, *, client_path: str | None = None,
             "Try again in a few minutes, or ask for help as shown below.")))
         + "<!--# endif -->"
     )
-    qr_label = tr._(N_("QR code to open this page: {url}")).format(url=url)
-    html = (
-        f'<!DOCTYPE html>\n<html lang="{tr.language}">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        '<meta name="robots" content="noindex">\n'
-        f"<title>{title} · {org}</title>\n"
-        f'<link rel="stylesheet" href="{CSS_PATH}">\n</head>\n<body>\n<main>\n'
-        f"<h1>{title} · {org}</h1>\n{blocks}\n"
-        f"<h2>{headings[0]}</h2>\n{link_list}{server}\n"
-        f"<h2>{headings[1]}</h2>\n{_contacts(site, tr)}\n"
-        f"<h2>{headings[2]}</h2>\n"
-        f"<figure>{qr_svg(url, qr_label)}<figcaption><code>{host}</code></figcaption></figure>\n"
-        "</main>\n</body>\n</html>\n"
-    )
-    return WelcomePage(html=html, css=CSS, language=tr.language)

@@ -4,8 +4,9 @@ Both read the fallback hosts over SSH, as ``planb verify`` does (the site's
 inventory, testinfra's SSH backend), so they work on a lab and in production alike:
 
 - versions: Synapse's own ``synapse.__version__`` from its virtualenv (the client API's
-  ``/versions`` lists spec versions, not the server's), and slapd's Debian package
-  version;
+  ``/versions`` lists spec versions, not the server's), slapd's Debian package
+  version, and the browser client's npm packages (from the manifest of the bundle the
+  proxy serves it from);
 - footprint: for each service (slapd, postgresql, synapse, nginx, coturn) on each
   fallback host, the resident memory of every process in its systemd cgroup, and
   the disk used by its data folder.
@@ -20,14 +21,21 @@ from typing import TypeVar
 
 from testinfra.host import Host
 
+from planb.bundle.client import manifest_version
+from planb.bundle.manifest import parse_manifest
 from planb.config import SiteConfig
 from planb.drills.records import Collectors, Footprint, planb_versions
+from planb.errors import PlanbError
 from planb.inventory import load_hosts
 from planb.verify.connections import HostConnections
 
 log = logging.getLogger(__name__)
 
 SYNAPSE_PYTHON = "/opt/synapse/venv/bin/python"
+#: The served client's folder links to its bundle id; that bundle's manifest on the host
+#: (roles nginx: nginx_client_root, bundle: bundle_root).
+CLIENT_MANIFEST = ("id=$(basename \"$(readlink /var/www/planb-client/current)\") && "
+                   "[ -n \"$id\" ] && cat /var/cache/planb/bundle/\"$id\"/manifest.json")
 #: service -> (group whose hosts run it, systemd unit, data folder or None)
 SERVICES: dict[str, tuple[str, str, str | None]] = {
     "slapd": ("fallback_directory", "slapd.service", "/var/lib/ldap"),
@@ -66,9 +74,22 @@ def _first_line(host: Host, command: str) -> str | None:
     return text.splitlines()[0] if out.rc == 0 and text else None
 
 
+def client_version(host: Host) -> str | None:
+    """The browser client ``host`` serves, as its bundle's manifest names it."""
+    out = host.run(CLIENT_MANIFEST)
+    if out.rc != 0 or not out.stdout.strip():
+        return None
+    try:
+        return manifest_version(parse_manifest(out.stdout, source="the served bundle"))
+    except PlanbError as exc:
+        log.info("browser client version not known: %s", exc)
+        return None
+
+
 def stack_versions(site: SiteConfig) -> dict[str, str | None]:
-    """Synapse's and slapd's versions on the first host of their group."""
-    found: dict[str, str | None] = {"synapse": None, "slapd": None}
+    """Synapse's, slapd's and the browser client's versions on the first host of their
+    group."""
+    found: dict[str, str | None] = {"synapse": None, "slapd": None, "client": None}
 
     def read(name: str, host: Host, groups: set[str]) -> None:
         if "fallback_messaging" in groups and found["synapse"] is None:
@@ -76,6 +97,8 @@ def stack_versions(site: SiteConfig) -> dict[str, str | None]:
                                                  "print(synapse.__version__)'")
         if "fallback_directory" in groups and found["slapd"] is None:
             found["slapd"] = _first_line(host, "dpkg-query -W -f='${Version}' slapd")
+        if "fallback_proxy" in groups and found["client"] is None:
+            found["client"] = client_version(host)
 
     _on_hosts(site, None, read)
     return found

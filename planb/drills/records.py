@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 PAYLOAD_FORMAT = "planb-drill/1"
 Outcome = Literal["pass", "deviated", "failed", "interrupted"]
 #: Version keys every drill journal carries (None: no collector reported it).
-VERSION_KEYS = ("planb", "playbooks_commit", "synapse", "slapd")
+#: "client": the browser client the proxy serves (``hydrogen-view-sdk 0.3.1, olm 3.2.15``).
+VERSION_KEYS = ("planb", "playbooks_commit", "synapse", "slapd", "client")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import planb
 from planb.bundle.build import default_output
+from planb.bundle.client import CLIENT_PATH
 from planb.config import SiteConfig
 from planb.enrol_page import ENROL_PATH, render_enrol
 from planb.hostkeys import HostKeyError, TrustResult, known_hosts_path
@@ -42,7 +43,9 @@ def deploy_vars(site: SiteConfig) -> dict[str, object]:
     enrolment = site.enrolment
     enrol = render_enrol(site, min_length=enrolment.password_min_length,
                          max_failures=enrolment.max_failures) if enrolment.enabled else None
-    welcome = render_welcome(site, enrol_path=ENROL_PATH if enrol is not None else None)
+    # The browser client comes with the offline bundle (no bundle on the hosts, no client).
+    welcome = render_welcome(site, enrol_path=ENROL_PATH if enrol is not None else None,
+                             client_path=CLIENT_PATH if site.deploy.offline else None)
     return {
         "planb_action": "deploy",
         "planb_site": site.site,
@@ -61,7 +64,8 @@ def deploy_vars(site: SiteConfig) -> dict[str, object]:
         # The public welcome page (rendered here in the site's language; its live part
         # comes from Synapse at each request: planb/welcome.py). Base64, so that no
         # site text is ever read as a Jinja2 template by Ansible.
-        "planb_welcome": {"html_b64": b64(welcome.html), "css_b64": b64(welcome.css)},
+        "planb_welcome": {"html_b64": b64(welcome.html), "css_b64": b64(welcome.css),
+                          "banner_b64": b64(welcome.banner)},
         # The enrolment page (nginx) and the pages and messages of its form handler
         # (planb's Synapse module), in the site's language: planb/enrol_page.py.
         "planb_enrol": {"html_b64": b64(enrol.html), "css_b64": b64(enrol.css),

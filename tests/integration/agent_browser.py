@@ -74,8 +74,11 @@ def browse(hostname: str, address: str, artifacts: str, *,
     with sync_playwright() as driver:
         browser = driver.chromium.launch(
             executable_path=executable,
-            args=["--no-sandbox", f"--host-resolver-rules=MAP {hostname} {address}, "
-                  "MAP * ~NOTFOUND"])
+            # --ignore-certificate-errors as well as the context's ignore_https_errors:
+            # the browser client's service worker (/app/sw.js) is registered only over
+            # a certificate the whole browser accepts, which the context's flag is not.
+            args=["--no-sandbox", "--ignore-certificate-errors",
+                  f"--host-resolver-rules=MAP {hostname} {address}, MAP * ~NOTFOUND"])
         try:
             context = browser.new_context(ignore_https_errors=True, locale="fr-FR",
                                           viewport={"width": viewport[0],

@@ -295,7 +295,7 @@ def test_collector_errors_do_not_lose_the_journal(site: SiteConfig, world: World
     runner, scenario = drill(site, world, collectors=collectors)
     data = payload(runner.run(scenario))
     assert data["versions"] == {"planb": None, "playbooks_commit": None, "synapse": None,
-                                "slapd": None}
+                                "slapd": None, "client": None}
     assert data["collector_errors"] == ["test_collector_errors_do_not_lose_the_journal.<locals>"
                                         ".broken: ssh: no route"]
     assert data["footprint"][0]["memory_bytes"] == 1024

@@ -21,11 +21,28 @@ const assetPaths = {
     serviceWorker: "./sw.js",
 };
 
+// The service worker (authenticated media) registers only where the browser allows
+// it; elsewhere (a policy that forbids it, a certificate the browser refuses) the
+// client runs without it rather than not at all: messages work, images may not.
+async function withServiceWorker(paths) {
+    if (!("serviceWorker" in navigator)) {
+        return paths;
+    }
+    try {
+        await navigator.serviceWorker.register(paths.serviceWorker);
+        return paths;
+    } catch (err) {
+        console.warn(`planb client: no service worker (${err && err.message})`);
+        const {serviceWorker, ...rest} = paths;
+        return rest;
+    }
+}
+
 async function main() {
     const container = document.getElementById("planb-client");
     const platform = new Platform({
         container,
-        assetPaths,
+        assetPaths: await withServiceWorker(assetPaths),
         configURL: "./config.json",
         options: {development: false},
     });
