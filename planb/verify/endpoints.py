@@ -13,10 +13,11 @@ import json
 import socket
 import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from planb.config import SiteConfig
 
@@ -74,6 +75,8 @@ class HttpAnswer:
     body: Any
     text: str
     seconds: float
+    #: The whole text read (``text`` is its first 200 characters).
+    whole: str = field(default="", repr=False)
 
     @classmethod
     def read(cls, status: int, raw: bytes, start: float) -> HttpAnswer:
@@ -83,7 +86,7 @@ class HttpAnswer:
             parsed = json.loads(text) if text else None
         except ValueError:
             parsed = None
-        return cls(status, parsed, text[:200], time.monotonic() - start)
+        return cls(status, parsed, text[:200], time.monotonic() - start, text)
 
     @property
     def errcode(self) -> str | None:
@@ -104,15 +107,22 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
 
 
 def https_request(site: SiteConfig, address: str, method: str, path: str,
-                  body: dict[str, Any] | None = None, *, name: str | None = None,
-                  port: int = 443, timeout: float = TIMEOUT) -> HttpAnswer:
-    """``method path`` on ``https://<name><path>`` reached at ``address``."""
+                  body: dict[str, Any] | None = None, *, form: dict[str, str] | None = None,
+                  name: str | None = None, port: int = 443,
+                  timeout: float = TIMEOUT) -> HttpAnswer:
+    """``method path`` on ``https://<name><path>`` reached at ``address``, with ``body``
+    as JSON or ``form`` as an HTML form (application/x-www-form-urlencoded)."""
     name = name or site.matrix.public_hostname
     conn = _PinnedHTTPS(address, name, port, tls_context(site), timeout)
     start = time.monotonic()
     try:
-        payload = json.dumps(body).encode() if body is not None else None
-        headers = {"Content-Type": "application/json"} if payload is not None else {}
+        headers: dict[str, str] = {}
+        payload: bytes | None = None
+        if body is not None:
+            payload, headers = json.dumps(body).encode(), {"Content-Type": "application/json"}
+        elif form is not None:
+            payload = urlencode(form).encode()
+            headers = {"Content-Type": "application/x-www-form-urlencoded"}
         conn.request(method, path, body=payload, headers=headers)
         response = conn.getresponse()
         raw = response.read(65536)

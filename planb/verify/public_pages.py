@@ -17,9 +17,9 @@ from planb.config import SiteConfig
 from planb.inventory import InventoryHost
 from planb.verify.welcome_check import fetch_page, page_states
 
-#: The pages an agent opens, by name: the welcome page (the browser client's start page
-#: joins it once the client is served).
-PAGES: tuple[tuple[str, str], ...] = (("welcome", "/"),)
+#: The pages an agent opens, by name: the welcome page and the browser client's start
+#: page (whose banner is the welcome page's live block).
+PAGES: tuple[tuple[str, str], ...] = (("welcome", "/"), ("client", "/app/"))
 
 
 @dataclass(frozen=True)

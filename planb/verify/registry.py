@@ -23,6 +23,7 @@ from planb.engine.redaction import Redactor
 from planb.errors import UsageError
 from planb.inventory import InventoryHost, load_hosts
 from planb.verify import client_check as cc
+from planb.verify import enrol_check as ec
 from planb.verify import host_checks as hc
 from planb.verify import net_checks as nc
 from planb.verify import proxy_paths as pp
@@ -120,6 +121,8 @@ CHECKS: tuple[Check, ...] = (
            "(right and wrong password: one answer)", sc.standby_refuses_before_directory),
     _check("welcome.page", PROXY, "the welcome page at / answers and states the mode the "
            "controller records", wc.welcome_page),
+    _check("enrol.wrong_code", PROXY, "the enrolment page answers and refuses a wrong code "
+           "(the same answer as for an unknown login)", ec.enrolment_refuses_a_wrong_code),
     _check("client.files", PROXY, "the browser client's files are the bundle's (sha256) "
            "and /app/ serves them with a self-only CSP", cc.client_files),
     _check("matrix.probe", PROXY, "two probe accounts log in via LDAP and exchange a message",

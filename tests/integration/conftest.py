@@ -37,6 +37,9 @@ from tests.integration import lab_state
 #: test sessions side by side (the bridge's last character names its machines).
 TEST_BRIDGE = os.environ.get("PLANB_TEST_BRIDGE", "planb9")
 TEST_SUBNET = os.environ.get("PLANB_TEST_SUBNET", "10.77.9.0/24")
+#: For a developer iterating on one lab module: a folder where the session's lab site is
+#: made once and the lab left up at the end (deployed once per run, not twice). Not in CI.
+KEEP_SITE = None if os.environ.get("CI") else os.environ.get("PLANB_TEST_KEEP_SITE")
 
 
 @functools.cache
@@ -80,14 +83,19 @@ class LabSession:
 @pytest.fixture(scope="session")
 def lab_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabSession]:
     """A lab up for the whole session; at its end 'lab down' must leave nothing behind."""
-    site_dir = tmp_path_factory.mktemp("labsite")
+    site_dir = Path(KEEP_SITE) if KEEP_SITE else tmp_path_factory.mktemp("labsite")
     lab_config = LabConfig(subnet=TEST_SUBNET, bridge=TEST_BRIDGE, agents=300)
     topology = build_topology(TEST_SUBNET, TEST_BRIDGE)
     key = site_dir / ".planb" / "lab" / "id_ed25519"
-    config_path = write_lab_site(site_dir, topology, key, lab_config)
+    config_path = site_dir / "planb.yml"
+    if not (KEEP_SITE and config_path.exists()):
+        config_path = write_lab_site(site_dir, topology, key, lab_config)
     site = load_config(config_path)
     lab = Lab(site)
     session = LabSession(site=site, lab=lab, topology=lab.up())
+    if KEEP_SITE:
+        yield session
+        return
     try:
         yield session
     finally:
@@ -108,7 +116,8 @@ def deployed_lab(lab_session: LabSession, offline_bundle: Path) -> LabSession:
     """The session's lab after 'planb deploy' ran twice (the second must change nothing)."""
     if lab_session.first_deploy is None:
         lab_session.first_deploy = run_deploy(lab_session.site)
-        lab_session.second_deploy = run_deploy(lab_session.site)
+        lab_session.second_deploy = (lab_session.first_deploy if KEEP_SITE
+                                     else run_deploy(lab_session.site))
     return lab_session
 
 
