@@ -104,7 +104,8 @@ def test_a_failover_signs_its_audit_head_with_the_journals_key(tmp_path: Path) -
     machine(site, Fallback()).activate("ransomware on the main AD", operator="rssi")
     signer = load_signer(paths)
     verdict = verify_audit(site.state_dir, _keys(signer))  # type: ignore[arg-type]
-    assert verdict.ok and verdict.entries == 7, verdict.problem
+    # requested, 6 steps (preflight ... public-pages), completed
+    assert verdict.ok and verdict.entries == 8, verdict.problem
 
 
 def test_a_log_written_before_chaining_is_still_read(tmp_path: Path) -> None:
