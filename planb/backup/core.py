@@ -131,13 +131,21 @@ def run_now(site: SiteConfig, *, timeout: float = 3600) -> list[HostRun]:
     return runs
 
 
+#: Lines of borgmatic's and systemd's that say nothing about the cause.
+_NOISE = ("summary:", "need some help", "error running configuration file",
+          "error running actions for repository", "planb-backup.service", "failed to start")
+
+
 def _why(journal: str) -> str:
-    """borgmatic's error lines from the unit's journal, each cut short (borg's own
-    messages can carry the whole file list)."""
-    lines = [line.strip() for line in journal.splitlines() if line.strip()]
-    errors = [line for line in lines if "error" in line.lower() or "critical" in line.lower()
-              or "failed" in line.lower()] or lines
-    return " | ".join(line if len(line) <= 240 else line[:240] + "…" for line in errors[-3:])
+    """The cause in the unit's journal: borgmatic's error lines without its boilerplate,
+    each once and cut short (borg's own messages can carry the whole file list)."""
+    lines: list[str] = []
+    for raw in journal.splitlines():
+        line = raw.strip().removeprefix("CRITICAL").strip()
+        if line and line not in lines and not any(n in line.lower() for n in _NOISE):
+            lines.append(line)
+    causes = [line for line in lines if not line.startswith("Command '")] or lines
+    return " | ".join(line if len(line) <= 240 else line[:240] + "…" for line in causes[-3:])
 
 
 def list_archives(site: SiteConfig, *, timeout: float = 300) -> list[Archive]:

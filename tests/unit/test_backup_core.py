@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from planb.backup.core import BackupError, backup_hosts, parse_info
+from planb.backup.core import BackupError, _why, backup_hosts, parse_info
 from planb.config import LabConfig, load_config
 from planb.errors import ConfigError
 from planb.lab.site import write_lab_site
@@ -48,3 +48,21 @@ def test_borg_info_is_read_into_archives() -> None:
         parse_info("fallback", json.dumps(answer), offset="Mon Nov 30")
     with pytest.raises(BackupError, match="unexpected answer from borg on fallback"):
         parse_info("fallback", "Repository does not exist.")
+
+
+def test_a_failed_backup_names_its_cause_not_borgmatic_boilerplate() -> None:
+    """The journal of a backup whose backup host was cut off (seen on the lab)."""
+    journal = "\n".join([
+        "summary:",
+        "/etc/borgmatic/config.yaml: Error running configuration file",
+        "ssh://borg@10.77.7.20/var/lib/planb-backup/repos/fallback: Error running actions "
+        "for repository",
+        "Connection closed by remote host. Is borg working on the server?",
+        "Command 'borg prune --keep-within 1d " + "x" * 400 + "' returned non-zero exit status 2.",
+        "Need some help? https://torsion.org/borgmatic/#issues",
+        "CRITICAL Connection closed by remote host. Is borg working on the server?",
+        "planb-backup.service: Failed with result 'exit-code'.",
+    ])
+    assert _why(journal) == "Connection closed by remote host. Is borg working on the server?"
+    long = _why("Command '" + "y" * 500 + "'")
+    assert len(long) == 241 and long.endswith("…")
