@@ -331,10 +331,17 @@ class AdminApi:
         self.request("POST", f"/_matrix/client/v3/rooms/{quote(room_id)}/kick",
                      {"user_id": uid, "reason": reason}, what=f"remove {uid} from {room_id}")
 
-    def send_text(self, room_id: str, body: str, *, msgtype: str = "m.text") -> str:
-        """Send a message as planb-admin (idempotent transaction ID); the event ID."""
+    def send_text(self, room_id: str, body: str, *, msgtype: str = "m.text",
+                  html: str | None = None) -> str:
+        """Send a message as planb-admin (idempotent transaction ID); the event ID.
+
+        ``html``: the same message as HTML (``formatted_body``) for clients that show it.
+        """
         txn = secrets.token_hex(12)
+        content = {"msgtype": msgtype, "body": body}
+        if html is not None:
+            content |= {"format": "org.matrix.custom.html", "formatted_body": html}
         answer = self.request(
             "PUT", f"/_matrix/client/v3/rooms/{quote(room_id)}/send/m.room.message/{txn}",
-            {"msgtype": msgtype, "body": body}, what=f"send to {room_id}")
+            content, what=f"send to {room_id}")
         return str(answer.get("event_id", ""))

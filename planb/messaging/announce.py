@@ -42,6 +42,7 @@ from functools import partial
 from planb.config import SiteConfig
 from planb.directory.fallback_apply import ApplyReport, Failure
 from planb.messaging.admin_api import AdminApi, MatrixApiError
+from planb.messaging.announcement import announcement_html
 from planb.messaging.apply import DEFAULT_WORKERS, Job, run_jobs
 from planb.messaging.rooms import check_planbs_room
 from planb.messaging.sync_target import ANNOUNCEMENT_ROOM, target_for
@@ -116,7 +117,7 @@ def announce_with(api: AdminApi, text: str, *, room: str = ANNOUNCEMENT_ROOM,
         members = {lp for uid in api.members(room_id) if (lp := api.localpart(uid))}
         report.active_agents = len(agents)
         t0 = clock()
-        report.event_id = api.send_text(room_id, text)
+        report.event_id = api.send_text(room_id, text, html=announcement_html(text))
         report.send_seconds = clock() - t0
         report.delivered = len(agents & members)
         missing = sorted(agents - members)

@@ -18,6 +18,7 @@ from pathlib import Path
 import jinja2
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markdown_it import MarkdownIt
 
 from planb.config import SiteConfig
 from planb.engine.actions import Incident
@@ -109,3 +110,13 @@ def incident_announcement(site: SiteConfig, incident: Incident) -> str:
         activated_at=local_time(incident.started_at, lang,
                                 site.timezone or site.deploy.timezone),
         incident_id=incident.id, reason=incident.reason, drill=incident.drill), lang)
+
+
+def announcement_html(text: str) -> str:
+    """The announcement's Markdown as the HTML Matrix clients show (``formatted_body``).
+
+    CommonMark with raw HTML off: markup in the site's text (its name, its message)
+    reaches agents as text, and markdown-it refuses ``javascript:``-style links. Clients
+    that show only ``body`` still get the Markdown source, which reads as plain text.
+    """
+    return MarkdownIt("commonmark", {"html": False, "typographer": False}).render(text)
