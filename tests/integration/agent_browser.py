@@ -9,12 +9,15 @@ kept, so a test can prove that nothing leaves the fallback.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -23,8 +26,24 @@ import pytest
 if TYPE_CHECKING:
     from playwright.sync_api import Page, Request
 
+AXE_CHECK = Path(__file__).resolve().parents[2] / "tools" / "a11y" / "axe_check.py"
 ARTIFACTS = Path(os.environ.get("PLANB_TEST_ARTIFACTS")
                  or Path(__file__).resolve().parents[2] / "build" / "test-artifacts")
+
+
+def load_axe() -> ModuleType:
+    """tools/a11y/axe_check.py (axe-core in Chromium), or a skip (a failure under CI)."""
+    spec = importlib.util.spec_from_file_location("axe_check", AXE_CHECK)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["axe_check"] = module
+    spec.loader.exec_module(module)
+    reason = module.missing()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"the browser accessibility check cannot run: {reason}")
+        pytest.skip(reason)
+    return module
 
 
 def chromium_or_skip() -> str:

@@ -10,10 +10,8 @@ that is a failure.
 from __future__ import annotations
 
 import html as html_text
-import importlib.util
 import os
 import re
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -23,30 +21,14 @@ from typer.testing import CliRunner
 from planb.cli.main import app
 from planb.config import SiteConfig
 from planb.reports.annotate import annotate
+from tests.integration.agent_browser import load_axe
 from tests.unit.test_drills_scenario import make_site
 from tests.unit.test_reports_render_model import signed_store, write_drills
-
-AXE_CHECK = Path(__file__).resolve().parents[2] / "tools" / "a11y" / "axe_check.py"
-
-
-def _axe_check() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("axe_check", AXE_CHECK)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["axe_check"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def axe() -> ModuleType:
-    module = _axe_check()
-    reason = module.missing()
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"the browser accessibility check cannot run: {reason}")
-        pytest.skip(reason)
-    return module
+    return load_axe()
 
 
 @pytest.fixture

@@ -10,9 +10,7 @@ kept under build/test-artifacts/ (or $PLANB_TEST_ARTIFACTS).
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,12 +22,12 @@ from planb.inventory import InventoryHost, hosts_in
 from planb.verify import run_checks
 from planb.verify.welcome_check import Page, fetch_page, page_states
 from planb.welcome import CSS_PATH
+from tests.integration.agent_browser import load_axe
 from tests.integration.conftest import LabSession
 from tests.integration.lab_state import planb_cli
 
 pytestmark = pytest.mark.lab
 
-AXE_CHECK = Path(__file__).resolve().parents[2] / "tools" / "a11y" / "axe_check.py"
 ARTIFACTS = Path(os.environ.get("PLANB_TEST_ARTIFACTS")
                  or Path(__file__).resolve().parents[2] / "build" / "test-artifacts")
 #: The site's public message: hostile markup must reach the agent as text.
@@ -45,17 +43,7 @@ def proxy(synced_lab: LabSession) -> InventoryHost:
 
 @pytest.fixture(scope="module")
 def axe() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("axe_check", AXE_CHECK)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["axe_check"] = module
-    spec.loader.exec_module(module)
-    reason = module.missing()
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"the browser accessibility check cannot run: {reason}")
-        pytest.skip(reason)
-    return module
+    return load_axe()
 
 
 def welcome(lab: LabSession, proxy: InventoryHost) -> Page:
