@@ -252,9 +252,13 @@ def test_synapse_cannot_see_the_codes(lab: LabSession) -> None:
 def test_anonymous_gets_nothing(lab: LabSession) -> None:
     site = lab.site
     people = f"ou=people,{site.fallback.ldap_suffix}"
+    agent = Layout(site.fallback.ldap_suffix).person_dn(sorted(active_agents(site))[0])
     anonymous = bound(site, "anonymous")
     try:
-        anonymous.search(site.fallback.ldap_suffix, "(objectClass=*)", attributes=["*"])
+        for base in (site.fallback.ldap_suffix, people):
+            anonymous.search(base, "(objectClass=*)", attributes=["*"])
+            assert anonymous.entries == [], base
+        anonymous.search(agent, "(objectClass=*)", search_scope="BASE", attributes=["*", "+"])
         assert anonymous.entries == []
         anonymous.search(people, f"({ep.CODE}=*)", attributes=CODE_ATTRS)
         assert anonymous.entries == []
