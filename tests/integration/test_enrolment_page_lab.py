@@ -29,10 +29,12 @@ import ldap3
 import pytest
 
 from planb.config import SiteConfig
+from planb.directory.enrolment import reissue_codes
 from planb.directory.fallback_endpoint import fallback_endpoint
 from planb.enrol_page import SUBMIT_PATH
 from planb.enrolment_code import ALPHABET, hash_code
 from planb.inventory import InventoryHost, hosts_in
+from planb.lab.agents import agent_password, ssha
 from planb.verify.endpoints import tls_context
 from tests.integration.conftest import LabSession
 
@@ -188,6 +190,21 @@ def agents(directory: Directory) -> Iterator[dict[str, Agent]]:
         directory.give_code(dn, code, when)
         made[role] = Agent(login, dn, code, f"Secours-{secrets.token_hex(4)}-Az9")
     yield made
+    # The modules share one lab: put back what this one changed. Each agent gets a real
+    # code again (derived from the site's key, as the sync issues them: the letters are
+    # checked against it) and the password the lab's primary gives them.
+    site = directory.site
+    report = reissue_codes(site, [a.login for a in made.values()])
+    assert not report.refused, report.refused
+    secret = (site.state_dir / "lab" / "agents-secret").read_bytes().strip()
+    conn = directory.endpoint.connect()
+    try:
+        for a in made.values():
+            hashed = ssha(agent_password(secret, a.login), secrets.token_bytes(8))
+            assert conn.modify(a.dn, {"userPassword": [(ldap3.MODIFY_REPLACE, [hashed])]}), \
+                conn.result
+    finally:
+        conn.unbind()
 
 
 def test_the_form_is_served_and_the_module_path_is_not(
