@@ -223,7 +223,7 @@ def test_the_form_is_served_and_the_module_path_is_not(
     assert big.status == 413
 
 
-def test_wrong_code_is_refused_like_an_unknown_login(
+def step_wrong_code_is_refused_like_an_unknown_login(
         synced_lab: LabSession, proxy: InventoryHost, directory: Directory,
         agents: dict[str, Agent]) -> None:
     a = agents["main"]
@@ -237,7 +237,7 @@ def test_wrong_code_is_refused_like_an_unknown_login(
     assert directory.entry(a.login)["planbEnrolmentFailures"] == ["1"]
 
 
-def test_weak_password_gets_the_policy_message(
+def step_weak_password_gets_the_policy_message(
         synced_lab: LabSession, proxy: InventoryHost, directory: Directory,
         agents: dict[str, Agent]) -> None:
     a = agents["main"]
@@ -246,7 +246,7 @@ def test_weak_password_gets_the_policy_message(
     assert "planbEnrolmentCode" in directory.entry(a.login)
 
 
-def test_right_code_sets_the_password_and_is_spent(
+def step_right_code_sets_the_password_and_is_spent(
         synced_lab: LabSession, proxy: InventoryHost, directory: Directory,
         agents: dict[str, Agent]) -> None:
     a = agents["main"]
@@ -265,7 +265,7 @@ def test_right_code_sets_the_password_and_is_spent(
     assert directory.binds(a.dn, a.password)
 
 
-def test_standby_still_refuses_the_enrolled_agent_at_matrix_login(
+def step_standby_still_refuses_the_enrolled_agent_at_matrix_login(
         synced_lab: LabSession, proxy: InventoryHost, agents: dict[str, Agent]) -> None:
     a = agents["main"]
     body = json.dumps({"type": "m.login.password", "password": a.password,
@@ -275,7 +275,7 @@ def test_standby_still_refuses_the_enrolled_agent_at_matrix_login(
     assert answer.status == 403 and "M_FORBIDDEN" in answer.text, answer.text
 
 
-def test_code_locks_after_max_failures_even_when_then_right(
+def step_code_locks_after_max_failures_even_when_then_right(
         synced_lab: LabSession, proxy: InventoryHost, directory: Directory,
         agents: dict[str, Agent]) -> None:
     b, limit = agents["locked"], synced_lab.site.enrolment.max_failures
@@ -289,7 +289,7 @@ def test_code_locks_after_max_failures_even_when_then_right(
     assert "planbEnrolmentCode" in directory.entry(b.login)
 
 
-def test_expired_code_is_refused(synced_lab: LabSession, proxy: InventoryHost,
+def step_expired_code_is_refused(synced_lab: LabSession, proxy: InventoryHost,
                                  directory: Directory, agents: dict[str, Agent]) -> None:
     c = agents["expired"]
     late = enrol(synced_lab.site, proxy, c.login, fmt(c.code), c.password)
@@ -297,7 +297,7 @@ def test_expired_code_is_refused(synced_lab: LabSession, proxy: InventoryHost,
     assert not directory.binds(c.dn, c.password)
 
 
-def test_per_login_bucket(synced_lab: LabSession, proxy: InventoryHost) -> None:
+def step_per_login_bucket(synced_lab: LabSession, proxy: InventoryHost) -> None:
     """Ten failures for one login at once, then one a minute (the role's default)."""
     statuses = [enrol(synced_lab.site, proxy, "fantome", fmt(new_code()),
                       "Secours-Az9-inconnu").status for _ in range(11)]
@@ -306,7 +306,7 @@ def test_per_login_bucket(synced_lab: LabSession, proxy: InventoryHost) -> None:
     assert waited.status == 429 and message(waited).startswith(WAIT)
 
 
-def test_audit_log_has_every_attempt_and_no_secret(
+def step_audit_log_has_every_attempt_and_no_secret(
         synced_lab: LabSession, proxy: InventoryHost, messaging: InventoryHost,
         agents: dict[str, Agent]) -> None:
     lab = synced_lab.lab
@@ -329,3 +329,19 @@ def test_audit_log_has_every_attempt_and_no_secret(
             assert secret not in shown.stdout, "a secret in the audit log"
             assert secret not in journal.stdout, "a secret in Synapse's journal"
     assert "planb enrol:" in journal.stdout  # the journal was read, and the module logs
+
+
+def test_one_agents_enrolment_step_by_step(
+        synced_lab: LabSession, proxy: InventoryHost, messaging: InventoryHost,
+        directory: Directory, agents: dict[str, Agent]) -> None:
+    """The steps share the agents' codes (wrong, weak, right, reused; a lock; the audit
+    of them all), so they run in this order whatever order CI shuffles tests into."""
+    step_wrong_code_is_refused_like_an_unknown_login(synced_lab, proxy, directory, agents)
+    step_weak_password_gets_the_policy_message(synced_lab, proxy, directory, agents)
+    step_right_code_sets_the_password_and_is_spent(synced_lab, proxy, directory, agents)
+    step_standby_still_refuses_the_enrolled_agent_at_matrix_login(synced_lab, proxy, agents)
+    step_code_locks_after_max_failures_even_when_then_right(synced_lab, proxy, directory,
+                                                            agents)
+    step_expired_code_is_refused(synced_lab, proxy, directory, agents)
+    step_per_login_bucket(synced_lab, proxy)
+    step_audit_log_has_every_attempt_and_no_secret(synced_lab, proxy, messaging, agents)

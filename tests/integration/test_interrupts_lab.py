@@ -97,8 +97,11 @@ def test_ctrl_c_during_sync_apply_exits_130_and_leaves_whole_entries(lab: LabSes
         assert written <= present < len(agents), "the apply ended before it was interrupted"
         for entry in state.entries.values():
             whole = entry_for(agents[entry.id], entry.localpart, entry.dn)
-            assert dataclasses.replace(entry, groups=frozenset()) == dataclasses.replace(
+            # Whole: every attribute, and the enrolment code written in the same add.
+            assert dataclasses.replace(entry, groups=frozenset(),
+                                       codes=whole.codes) == dataclasses.replace(
                 whole, groups=frozenset()), entry.login
+            assert entry.codes.has_code and entry.codes.serial >= 1, entry.login
         plan = Sync(site).plan().plan
         assert {a.agent.id for a in plan.ldap_adds} == set(agents) - set(state.entries)
         assert all({c.field for c in u.changes} <= {"groups"} and not u.password_changed
