@@ -20,7 +20,7 @@ from planb.bundle import default_output, load_manifest
 from planb.bundle.client import CLIENT_DIR, CLIENT_PATH, manifest_version
 from planb.errors import PlanbError
 from planb.verify.model import CheckFailed, CheckSkipped
-from planb.verify.welcome_check import fetch_page
+from planb.verify.welcome_check import served_page
 
 if TYPE_CHECKING:
     from planb.inventory import InventoryHost
@@ -100,16 +100,7 @@ def client_files(ctx: CheckContext, host: InventoryHost, *,
 
 
 def _start_page(ctx: CheckContext, host: InventoryHost) -> None:
-    try:
-        page = fetch_page(ctx.site, host.address, CLIENT_PATH)
-    except OSError as exc:
-        raise CheckFailed(f"GET {CLIENT_PATH} on {host.address}:443: {exc}") from None
-    if page.status != 200 or not page.headers.get("content-type", "").startswith("text/html"):
-        raise CheckFailed(f"GET {CLIENT_PATH} answered {page.status} "
-                          f"{page.headers.get('content-type', '?')}, not the client")
-    missing = [h for h, want in HEADERS.items() if want not in page.headers.get(h.lower(), "")]
-    if missing:
-        raise CheckFailed(f"{CLIENT_PATH} lacks its security headers: " + ", ".join(missing))
+    page = served_page(ctx.site, host, CLIENT_PATH, "the client's start page", HEADERS)
     csp = page.headers.get("content-security-policy", "")
     if "http:" in csp or "https:" in csp or "*" in csp:
         raise CheckFailed(f"{CLIENT_PATH}'s CSP lets the page reach other hosts: {csp}")

@@ -59,6 +59,23 @@ def fetch_page(site: SiteConfig, address: str, path: str = "/", *,
     return Page(response.status, headers, raw.decode("utf-8", "replace"))
 
 
+def served_page(site: SiteConfig, host: InventoryHost, path: str, what: str,
+                headers: dict[str, str]) -> Page:
+    """``GET path`` on ``host``: a 200 HTML page carrying ``headers`` (each value must
+    hold its fragment), else :class:`CheckFailed` naming ``what`` was expected."""
+    try:
+        page = fetch_page(site, host.address, path)
+    except OSError as exc:
+        raise CheckFailed(f"GET {path} on {host.address}:443: {exc}") from None
+    if page.status != 200 or not page.headers.get("content-type", "").startswith("text/html"):
+        raise CheckFailed(f"GET {path} answered {page.status} "
+                          f"{page.headers.get('content-type', '?')}, not {what}")
+    missing = [h for h, want in headers.items() if want not in page.headers.get(h.lower(), "")]
+    if missing:
+        raise CheckFailed(f"{what} lacks its security headers: " + ", ".join(missing))
+    return page
+
+
 def page_states(site: SiteConfig, text: str) -> list[str]:
     """The modes (``standby``, ``active``, ``unknown``) whose sentence ``text`` holds."""
     tr = site.translator(site.announcement_language)
@@ -71,16 +88,7 @@ def welcome_page(ctx: CheckContext, host: InventoryHost) -> str:
     """The welcome page answers on ``host`` and states the controller's recorded mode."""
     site = ctx.site
     expected = StateFile(site.state_dir).load().mode
-    try:
-        page = fetch_page(site, host.address)
-    except OSError as exc:
-        raise CheckFailed(f"GET / on {host.address}:443: {exc}") from None
-    if page.status != 200 or not page.headers.get("content-type", "").startswith("text/html"):
-        raise CheckFailed(f"GET / answered {page.status} "
-                          f"{page.headers.get('content-type', '?')}, not the welcome page")
-    missing = [h for h, want in HEADERS.items() if want not in page.headers.get(h.lower(), "")]
-    if missing:
-        raise CheckFailed("the welcome page lacks its security headers: " + ", ".join(missing))
+    page = served_page(site, host, "/", "the welcome page", HEADERS)
     if "<!--#" in page.text:
         raise CheckFailed("nginx left SSI directives in the page (ssi off): no live state")
     states = page_states(site, page.text)
