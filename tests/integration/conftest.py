@@ -140,3 +140,8 @@ def synced_lab(standby_lab: LabSession) -> LabSession:
 
 def lab_site_dir(session: LabSession) -> Path:
     return session.site.base_dir
+
+
+# The backup lab (a second lab, with a backup host) is a session fixture too, shared by
+# the modules of issue 13; imported last, as it builds on LabSession above.
+from tests.integration.backup_lab import backup_lab  # noqa: E402, F401

@@ -1,109 +1,37 @@
 """Issue 13, first steps: the fallback's backups on a lab with a ``backup`` host.
 
-Its own lab (not the session's: the default lab has no backup host), on
-$PLANB_TEST_BACKUP_BRIDGE / $PLANB_TEST_BACKUP_SUBNET, with ``backup.enabled`` in its
-planb.yml: deployed twice (the second changes nothing), synced, then backed up with
-'planb backup now'. The archive must hold what Synapse's backup guide names (the
-database dump without e2e_one_time_keys_json's data, local media but not the remote
-cache, the signing key) and the directory's slapcat; a backup host that cannot be
-reached fails the backup loudly, and the next run catches up; the failover playbook
-switches the timer to the active interval and back; no secret shows anywhere.
+On the backup lab (tests/integration/backup_lab.py: the session's second lab, with a
+backup host, shared with test_fallback_lost_lab.py): deployed, its backup role run again
+(which changes nothing), synced, then backed up with 'planb backup now'. The archive
+must hold what Synapse's backup guide names (the database dump without
+e2e_one_time_keys_json's data, local media but not the remote cache, the signing key)
+and the directory's slapcat; a backup host that cannot be reached fails the backup
+loudly, and the next run catches up; the failover playbook switches the timer to the
+active interval and back; no secret shows anywhere.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import planb
-from planb.config import LabConfig, load_config
 from planb.hostkeys import known_hosts_path
 from planb.inventory import check_inventory, vault_value
-from planb.lab.lab import Lab
-from planb.lab.site import write_lab_site
-from planb.lab.topology import build_topology
 from planb.provisioning import new_run_dir, run_playbook
-from planb.provisioning.deploy import deploy_vars, run_deploy
+from planb.provisioning.deploy import deploy_vars
+from tests.integration import backup_lab as backup_lab_module
 from tests.integration import lab_state
 from tests.integration.conftest import LabSession
 
 pytestmark = pytest.mark.lab
 
-BRIDGE = os.environ.get("PLANB_TEST_BACKUP_BRIDGE", "planb8")
-SUBNET = os.environ.get("PLANB_TEST_BACKUP_SUBNET", "10.77.8.0/24")
-KEPT_SITE = os.environ.get("PLANB_TEST_BACKUP_SITE")
 DUMP = "root/.borgmatic/postgresql_databases/127.0.0.1/synapse"
-MEDIA = "var/lib/synapse/media_store"
-
-
-@pytest.fixture(scope="module")
-def backup_lab(tmp_path_factory: pytest.TempPathFactory, offline_bundle: Path
-               ) -> Iterator[LabSession]:
-    """A lab with a backup host, deployed (then its backup role again) and synced; torn
-    down at the end.
-
-    With $PLANB_TEST_BACKUP_SITE (the planb.yml of such a lab, up and deployed), that
-    lab is used and kept: deployed once more (which must change nothing), not torn down.
-    """
-    if KEPT_SITE:
-        kept = load_config(Path(KEPT_SITE))
-        session = LabSession(site=kept, lab=Lab(kept), topology=Lab(kept).topology())
-        session.first_deploy = session.second_deploy = run_deploy(kept, tags=("backup",))
-        lab_state.ensure_signing_key(session)
-        lab_state.ensure_synced(session)
-        _media(session)
-        yield session
-        return
-    site_dir = tmp_path_factory.mktemp("backuplab")
-    lab_config = LabConfig(subnet=SUBNET, bridge=BRIDGE, agents=60)
-    key = site_dir / ".planb" / "lab" / "id_ed25519"
-    path = write_lab_site(site_dir, build_topology(SUBNET, BRIDGE, backup=True), key,
-                          lab_config)
-    text = path.read_text(encoding="utf-8")
-    assert "backup:\n  enabled: false\n" in text
-    path.write_text(text.replace("backup:\n  enabled: false\n", "backup:\n  enabled: true\n"),
-                    encoding="utf-8")
-    site = load_config(path)
-    lab = Lab(site)
-    session = LabSession(site=site, lab=lab, topology=lab.up())
-    try:
-        assert [h.name for h in session.topology.hosts] == ["primary", "fallback", "backup"]
-        session.first_deploy = run_deploy(site)
-        assert session.first_deploy.ok, session.first_deploy.failures
-        # Only the backup role: the whole site's second deploy is the session lab's test,
-        # and other work in the same tree may change other roles between the two runs.
-        session.second_deploy = run_deploy(site, tags=("backup",))
-        lab_state.ensure_signing_key(session)
-        lab_state.ensure_synced(session)
-        _media(session)
-        yield session
-    finally:
-        left = lab_state.down_and_leftovers(session, BRIDGE)
-    assert not left, f"'lab down' left something behind: {left}"
-
-
-def on(session: LabSession, host: str, script: str, timeout: float = 120
-       ) -> subprocess.CompletedProcess[str]:
-    return session.lab.run_on(host, ["sh", "-c", script], timeout=timeout)
-
-
-def _media(session: LabSession) -> None:
-    """A local upload and a file in the remote cache: a backup keeps the first only."""
-    token = (session.site.state_dir / "synapse" / "admin-token").read_text().strip()
-    upload = on(session, "fallback", (
-        "python3 -c 'import sys, urllib.request as u; r = u.Request("
-        "\"http://127.0.0.1:8008/_matrix/media/v3/upload?filename=probe.txt\", "
-        "data=b\"planb backup probe\", headers={\"Authorization\": \"Bearer \" + sys.argv[1],"
-        " \"Content-Type\": \"text/plain\"}); print(u.urlopen(r).read().decode())' "
-        f"{token}"))
-    assert upload.returncode == 0, upload.stderr
-    on(session, "fallback", f"mkdir -p /{MEDIA}/remote_content/x && "
-                            f"echo cache > /{MEDIA}/remote_content/x/cached")
+MEDIA = backup_lab_module.MEDIA
+on = backup_lab_module.on
 
 
 def archives(session: LabSession) -> list[dict[str, object]]:
