@@ -18,6 +18,7 @@ from planb.errors import UsageError
 # The failover machine and its actions pull in testinfra, matrix-nio and ldap3: imported
 # where a command runs, so 'planb --help' stays quick.
 if TYPE_CHECKING:
+    from planb.backup.fresh import Freshness
     from planb.failover.machine import Failover, Transition
 
 app = typer.Typer(
@@ -48,16 +49,19 @@ def status(
                                         help="How many audit entries to show.")] = 10,
 ) -> None:
     """Show whether the fallback is in standby or active, since when and why, whether the
-    account sync is frozen, and the latest audit entries (and whether the audit log was
-    altered: its lines are chained and its head signed)."""
+    account sync is frozen, each fallback host's backups when backup.enabled (newest
+    archive, its age, ok / late / failed / unreachable), and the latest audit entries
+    (and whether the audit log was altered: its lines are chained and its head signed)."""
     from planb.cli.report_trust import print_audit, site_audit
 
     site = options(ctx).load_site()
     current = _failover(site, signing=False).status(recent)
     audit = site_audit(ctx, site)
+    backups = _backups(site)
     if json_out:
         print_json({"site": site.site, **current.state.as_json(),
                     "sync_frozen": current.sync_frozen,
+                    "backups": None if backups is None else [b.as_dict() for b in backups],
                     "recent": [vars(e) for e in current.recent],
                     "audit_log": {"ok": audit.ok, "entries": audit.entries,
                                   "problem": audit.problem}})
@@ -72,6 +76,9 @@ def status(
     if state.incident_id:
         console.print(f"incident: {state.incident_id}", highlight=False)
     console.print("account sync: " + ("[yellow]frozen[/]" if current.sync_frozen else "running"))
+    for b in backups or ():
+        console.print(f"backup of {escape(b.host)}: [{_BACKUP_COLOUR[b.state]}]{b.state}[/] "
+                      f"{escape(b.detail)}", highlight=False)
     if current.recent:
         table = Table(title="latest audit entries", title_justify="left")
         for column in ("when", "who", "event", "step", "result", "detail"):
@@ -81,6 +88,27 @@ def status(
                           escape(e.detail[:120]))
         console.print(table)
     print_audit(audit)
+
+
+_BACKUP_COLOUR = {"ok": "green", "late": "bold red", "failed": "bold red",
+                  "unreachable": "bold red", "none": "yellow"}
+
+
+def _backups(site: SiteConfig) -> list[Freshness] | None:
+    """Each fallback host's backups (newest archive, age, ok/late/failed); None when
+    backups are off."""
+    if not site.backup.enabled:
+        return None
+    from planb.backup.fresh import freshness
+    from planb.errors import PlanbError
+
+    with err_console.status("reading the backups…"):
+        try:
+            return freshness(site)
+        except PlanbError as exc:  # no backup host in the inventory: say so, go on
+            from planb.backup.fresh import Freshness
+
+            return [Freshness("-", "failed", "", "", "", None, 0, str(exc))]
 
 
 def _confirm(question: str, yes: bool) -> None:

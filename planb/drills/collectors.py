@@ -26,7 +26,7 @@ from planb.bundle.manifest import parse_manifest
 from planb.config import SiteConfig
 from planb.drills.records import Collectors, Footprint, planb_versions
 from planb.errors import PlanbError
-from planb.inventory import load_hosts
+from planb.inventory import BACKUP, load_hosts
 from planb.verify.connections import HostConnections
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,8 @@ def _on_hosts(site: SiteConfig, group: str | None,
     connections = HostConnections()
     try:
         return [work(h.name, connections.get(h), set(h.groups)) for h in load_hosts(site)
-                if h.is_fallback and (group is None or group in h.groups)]
+                if h.is_fallback and BACKUP not in h.groups
+                and (group is None or group in h.groups)]
     finally:
         connections.close()
 

@@ -21,6 +21,7 @@ from planb.config import SiteConfig
 from planb.errors import PlanbError
 from planb.i18n import Translator
 from planb.inventory import (
+    BACKUP,
     FALLBACK_DIRECTORY,
     FALLBACK_MESSAGING,
     FALLBACK_PROXY,
@@ -83,7 +84,8 @@ def site_values(site: SiteConfig, *, scenarios: Sequence[Mapping[str, str]] = ()
         primary_where = primary.ldap.url if primary.ldap is not None else ""
     state_dir = site.state_dir
     lab = site.lab
-    fallback_hosts = [_host(h) for h in inventory if h.is_fallback]
+    # The backup host keeps the fallback's backups; it is not one of the fallback's hosts.
+    fallback_hosts = [_host(h) for h in inventory if h.is_fallback and BACKUP not in h.groups]
     return {
         "generated_at": tr.when(moment.astimezone(UTC).isoformat(), precise=False),
         "language": tr.language,

@@ -21,8 +21,10 @@ from testinfra.host import Host
 from planb.config import SiteConfig
 from planb.engine.redaction import Redactor
 from planb.errors import UsageError
-from planb.inventory import InventoryHost, load_hosts
+from planb.inventory import BACKUP, InventoryHost, load_hosts
+from planb.verify import backup_check as bc
 from planb.verify import client_check as cc
+from planb.verify import copy_check as cpc
 from planb.verify import enrol_check as ec
 from planb.verify import host_checks as hc
 from planb.verify import net_checks as nc
@@ -125,8 +127,13 @@ CHECKS: tuple[Check, ...] = (
            "(the same answer as for an unknown login)", ec.enrolment_refuses_a_wrong_code),
     _check("client.files", PROXY, "the browser client's files are the bundle's (sha256) "
            "and /app/ serves them with a self-only CSP", cc.client_files),
+    _check("controller.copy", MESSAGING, "the host keeps a current copy of the "
+           "controller's state, secrets encrypted (skipped while no passphrase is set)",
+           cpc.controller_copy),
     _check("matrix.probe", PROXY, "two probe accounts log in via LDAP and exchange a message",
            nc.probe_exchange),
+    _check("backup.fresh", FALLBACK, "last backup run passed, newest archive within the "
+           "mode's interval, backup host reachable", bc.backup_fresh),
 )
 
 #: The checks that matter before and after a failover (drills' ``verify.checks`` default).
@@ -160,7 +167,8 @@ def select_checks(names: Iterable[str] | None = None,
 def hosts_of(check: Check, hosts: Sequence[InventoryHost]) -> list[InventoryHost]:
     """The hosts ``check`` applies to."""
     if check.group == FALLBACK:
-        return [h for h in hosts if h.is_fallback]
+        # The backup host keeps the fallback's backups; it is not part of the fallback.
+        return [h for h in hosts if h.is_fallback and BACKUP not in h.groups]
     return [h for h in hosts if check.group in h.groups]
 
 
