@@ -51,12 +51,19 @@ def status(
     """Show whether the fallback is in standby or active, since when and why, whether the
     account sync is frozen, each fallback host's backups when backup.enabled (newest
     archive, its age, ok / late / failed / unreachable), and the latest audit entries
-    (and whether the audit log was altered: its lines are chained and its head signed)."""
+    (and whether the audit log was altered: its lines are chained and its head signed).
+
+    Also fetches what was done on each fallback messaging host without the controller
+    (the break-glass command's journals and audit lines) into
+    <state dir>/journals/hosts/<host>/, shows it, and checks each host's chain with its
+    own key (keys/hosts/<host>.pub); 'planb report verify' checks them too."""
+    from planb.cli.host_records import host_records, host_records_json, print_host_records
     from planb.cli.report_trust import print_audit, site_audit
 
     site = options(ctx).load_site()
     current = _failover(site, signing=False).status(recent)
     audit = site_audit(ctx, site)
+    fetched, chains = host_records(site, recent, quiet=json_out)
     backups = _backups(site)
     if json_out:
         print_json({"site": site.site, **current.state.as_json(),
@@ -64,7 +71,8 @@ def status(
                     "backups": None if backups is None else [b.as_dict() for b in backups],
                     "recent": [vars(e) for e in current.recent],
                     "audit_log": {"ok": audit.ok, "entries": audit.entries,
-                                  "problem": audit.problem}})
+                                  "problem": audit.problem},
+                    "hosts": host_records_json(fetched, chains)})
         return
     state = current.state
     colour = "bold red" if state.mode == "active" else "green"
@@ -88,6 +96,7 @@ def status(
                           escape(e.detail[:120]))
         console.print(table)
     print_audit(audit)
+    print_host_records(fetched, chains)
 
 
 _BACKUP_COLOUR = {"ok": "green", "late": "bold red", "failed": "bold red",

@@ -15,6 +15,7 @@ from planb.cli import (
     backup_cmd,
     bundle_cmd,
     config_cmd,
+    controller_cmd,
     deploy_cmd,
     enrol_cmd,
     hosts_cmd,
@@ -22,6 +23,7 @@ from planb.cli import (
     keys_cmd,
     lab_cmd,
     report_cmd,
+    statewatch,
 )
 from planb.cli.context import Options, err_console, setup_logging
 from planb.cli.drill_cmd import app as drill_app
@@ -124,6 +126,7 @@ def root(
     """planb root options."""
     ctx.obj = Options(config=config, verbose=verbose)
     setup_logging(verbose)
+    statewatch.watch(ctx)
 
 
 app.add_typer(init_cmd.app)
@@ -140,6 +143,7 @@ app.add_typer(verify_app)
 app.add_typer(drill_app, name="drill")
 app.add_typer(failover_app, name="failover")
 app.add_typer(backup_cmd.app, name="backup")
+app.add_typer(controller_cmd.app, name="controller")
 app.add_typer(runbook_app, name="runbook")
 
 

@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from planb.cli.context import console, err_console, options, print_json
+from planb.cli.host_chains import HOSTS_NOTE, host_chain_json, host_chains, print_host_chain
 from planb.cli.keys_cmd import PassphraseEnvOption, PassphraseFileOption
 from planb.cli.report_trust import (
     HeadOption,
@@ -117,7 +118,10 @@ def verify(
     Works on a copied folder on another machine, without planb.yml,
     when --dir and --public-key (or --trust) are given. Prints the head
     (newest journal's SHA-256) to keep elsewhere; --head checks it.
-    On the site, the failover audit log's chain and signed head are checked too.
+    On the site, the failover audit log's chain and signed head are checked too, and
+    each fallback host's break-glass journals and audit log (fetched by 'planb failover
+    status' into journals/hosts/<host>/) with that host's key, keys/hosts/<host>.pub
+    only: a broken host chain or one signed by another key fails.
 
     Failures: altered (signature does not match the content),
     missing (a journal was removed), reordered (files swapped or renamed),
@@ -134,16 +138,21 @@ def verify(
     # The audit log is the site's: checked when the folder is the site's own.
     site = None if directory or positional_dir else site_or_none(ctx)
     audit = check_site_audit(site, result)
+    hosts = host_chains(site)
     if json_output:
         print_json({**result.as_json(), "audit_log": None if audit is None else {
             "ok": audit.ok, "entries": audit.entries, "problem": audit.problem,
-            "notes": list(audit.notes), "last_sha256": audit.head_sha256}})
+            "notes": list(audit.notes), "last_sha256": audit.head_sha256},
+            "hosts": [host_chain_json(c) for c in hosts]})
     else:
         _print_checks(result.journals, title=f"Journals in {folder}")
         for note in result.notes:
-            console.print(f"note: {escape(note)}", highlight=False)
+            if note != HOSTS_NOTE:
+                console.print(f"note: {escape(note)}", highlight=False)
         if audit is not None:
             print_audit(audit)
+        for chain in hosts:
+            print_host_chain(chain)
     if not result.journals:
         raise VerificationFailed(f"{folder}: no journals to verify")
     failure = result.failure
@@ -153,6 +162,11 @@ def verify(
     if audit is not None and audit.problem is not None:
         raise VerificationFailed(f"the failover audit log was altered: {audit.problem}",
                                  hint="the journals verify; the audit log cannot be trusted")
+    broken = [c for c in hosts if not c.ok]
+    if broken:
+        raise VerificationFailed("; ".join(f"host {c.host}'s break-glass record FAILED: "
+                                           f"{c.failure}" for c in broken),
+                                 hint="what was done on that host cannot be trusted")
     if not json_output:
         last = result.journals[-1]
         console.print(
