@@ -6,6 +6,10 @@ isolation and service kill/wait/check (:mod:`planb.actions.lab`, lab sites only)
 freeze/unfreeze, the agents' instructions and ``fallback.switch``
 (:mod:`planb.actions.failover_steps`), ``verify.checks`` and ``probes.run``
 (:mod:`planb.actions.stack`), ``messaging.announce`` (:mod:`planb.actions.announce`),
+``lab.destroy_host`` / ``lab.rebuild_host`` (:mod:`planb.actions.lab_rebuild`, lab sites
+only), ``deploy.run``, ``backup.now`` and ``backup.restore``
+(:mod:`planb.actions.backup_steps`), ``traffic.start`` / ``traffic.wait`` /
+``traffic.stop`` (:mod:`planb.actions.traffic`),
 and ``failover.activate`` / ``failover.deactivate``, which run the real failover
 machine (:class:`planb.failover.machine.Failover`) inside a drill.
 """
@@ -15,10 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from planb.actions.announce import register_announce_action
+from planb.actions.backup_steps import register_backup_actions
 from planb.actions.failover_steps import SwitchArgs, register_failover_actions
 from planb.actions.lab import register_lab_actions
+from planb.actions.lab_rebuild import register_rebuild_actions
 from planb.actions.pages import register_pages_action
 from planb.actions.stack import ProbeArgs, register_stack_actions
+from planb.actions.traffic import register_traffic_actions
 from planb.config import SiteConfig
 from planb.engine.actions import ActionContext, ActionRegistry, ActionResult, NoArgs
 from planb.errors import UsageError
@@ -39,6 +46,9 @@ def default_registry(site: SiteConfig, store: JournalStore) -> ActionRegistry:
     """Every action a scenario or a failover step may name, for ``site``."""
     registry = ActionRegistry()
     register_lab_actions(registry, lab_site=site.lab is not None)
+    register_rebuild_actions(registry, lab_site=site.lab is not None)
+    register_backup_actions(registry)
+    register_traffic_actions(registry)
     register_failover_actions(registry)
     register_stack_actions(registry)
     register_pages_action(registry)

@@ -18,7 +18,9 @@ from typing import Any, Literal
 import planb
 from planb.config import SiteConfig
 from planb.drills.scenario import Scenario
+from planb.engine.actions import Measure
 from planb.engine.records import StepRecord
+from planb.i18n import N_
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +117,9 @@ class DrillJournal:
     started_at: str
     objective_seconds: int
     objective_source: Literal["scenario", "site"]
+    #: The site's objective the RTO is held to (rto_seconds or restore_rto_seconds).
+    objective_key: str = "rto_seconds"
+    rpo_objective_seconds: int | None = None
     ended_at: str | None = None
     steady_before: list[StepRecord] = field(default_factory=list)
     run: list[StepRecord] = field(default_factory=list)
@@ -129,6 +134,8 @@ class DrillJournal:
     versions: dict[str, str | None] = field(default_factory=dict)
     footprint: list[Footprint] = field(default_factory=list)
     collector_errors: list[str] = field(default_factory=list)
+    #: What the steps measured (traffic.stop: rpo_seconds, rpo_messages, ...).
+    measures: dict[str, Measure] = field(default_factory=dict)
 
     def add(self, kind: Literal["failed", "deviated", "interrupted"], template: str,
             **values: str | int | float) -> None:
@@ -150,6 +157,36 @@ class DrillJournal:
     def rto_met(self) -> bool | None:
         return None if self.rto_seconds is None else self.rto_seconds <= self.objective_seconds
 
+    @property
+    def rpo_seconds(self) -> float | None:
+        value = self.measures.get("rpo_seconds")
+        return float(value) if isinstance(value, int | float) and not isinstance(
+            value, bool) else None
+
+    @property
+    def rpo_met(self) -> bool | None:
+        if self.rpo_seconds is None or self.rpo_objective_seconds is None:
+            return None
+        return self.rpo_seconds <= self.rpo_objective_seconds
+
+    def judge_rpo(self) -> None:
+        """Findings for an RPO a step measured: beyond the objective, messages missing
+        that the backup held, or agents' sessions lost (DEVIATED)."""
+        if "rpo_messages" not in self.measures:
+            return
+        if self.rpo_met is False:
+            self.add("deviated", N_("RPO %(rpo)s s exceeds the objective of %(objective)s s "
+                                    "(%(messages)s messages lost)"),
+                     rpo=round(self.rpo_seconds or 0.0, 1), objective=self.rpo_objective_seconds
+                     or 0, messages=_count(self.measures.get("rpo_messages")))
+        lost = _count(self.measures.get("lost_before_backup"))
+        if lost:
+            self.add("deviated", N_("%(count)s messages sent before the backup are missing "
+                                    "after the restore"), count=lost)
+        if self.measures.get("sessions_kept") is False:
+            self.add("deviated", N_("agents' sessions did not survive the restore (a token "
+                                    "from before the loss was refused)"))
+
     def collect(self, collectors: Collectors) -> None:
         """Run the version and footprint collectors; a failing one is noted, not fatal."""
         versions: dict[str, str | None] = dict.fromkeys(VERSION_KEYS)
@@ -164,6 +201,14 @@ class DrillJournal:
                 self.footprint.extend(collect_footprint(self.site))
             except Exception as exc:
                 self.collector_errors.append(f"{_name(collect_footprint)}: {exc}")
+
+    def _rpo(self) -> dict[str, Any]:
+        m = self.measures
+        return {"seconds": self.rpo_seconds, "messages": m.get("rpo_messages"),
+                "objective_seconds": self.rpo_objective_seconds, "met": self.rpo_met,
+                "sent_before_loss": m.get("sent_before_loss"),
+                "lost_before_backup": m.get("lost_before_backup"),
+                "sessions_kept": m.get("sessions_kept")}
 
     def payload(self) -> dict[str, Any]:
         """The JSON object the journal store signs."""
@@ -183,7 +228,11 @@ class DrillJournal:
             "ended_at": self.ended_at,
             "duration_seconds": round(self.duration_seconds, 3),
             "objective": {"rto_seconds": self.objective_seconds,
-                          "source": self.objective_source},
+                          "source": self.objective_source}
+            | ({"site_key": self.objective_key}
+               if self.objective_key != "rto_seconds" else {})
+            | ({"rpo_seconds": self.rpo_objective_seconds}
+               if "rpo_messages" in self.measures else {}),
             "rto": {"seconds": None if self.rto_seconds is None else round(self.rto_seconds, 3),
                     "met": self.rto_met, "fault_started_at": self.fault_started_at,
                     "recovered_at": self.recovered_at},
@@ -194,10 +243,16 @@ class DrillJournal:
             "run": [r.as_json() for r in self.run],
             "verify_rounds": [r.as_json() for r in self.verify_rounds],
             "rollbacks": [r.as_json() for r in self.rollbacks],
+            **({"rpo": self._rpo()} if "rpo_messages" in self.measures else {}),
+            **({"measures": dict(self.measures)} if self.measures else {}),
             "versions": dict(self.versions),
             "footprint": [f.as_json() for f in self.footprint],
             "collector_errors": list(self.collector_errors),
         }
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _steady(records: list[StepRecord]) -> dict[str, Any]:

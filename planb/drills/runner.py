@@ -13,7 +13,11 @@ half-broken). The journal is always appended to the signed store, then:
   (exit 130) once the journal is written.
 
 RTO is measured on the monotonic clock from the start of the first fault step to the
-end of the first verify round in which every step passed.
+end of the first verify round in which every step passed, against the scenario's
+objective or the site's (``rto_seconds``, or ``restore_rto_seconds`` for a scenario that
+rebuilds and restores a host). A step may hand back measures (``ActionResult.measures``):
+the journal keeps them, and an RPO measured by ``traffic.stop`` is held to the site's
+``rpo_seconds`` (DEVIATED beyond it, or when messages sent before the backup are missing).
 """
 
 from __future__ import annotations
@@ -103,6 +107,7 @@ class DrillRunner:
         self.sleep = sleep
         self.observer = observer
         self._run_id: str | None = None
+        self._journal: DrillJournal | None = None
 
     # -- the whole drill --------------------------------------------------------------
 
@@ -114,13 +119,17 @@ class DrillRunner:
         if scenario.rto_seconds is not None:
             objective, source = scenario.rto_seconds, "scenario"
         else:
-            objective, source = self.site.objectives.rto_seconds, "site"
+            objective = getattr(self.site.objectives, scenario.rto_objective)
+            source = "site"
         journal = DrillJournal(
             drill_id=str(uuid.uuid4()), scenario=scenario, site=self.site,
             operator=self.operator, started_at=utc_now(), objective_seconds=objective,
             objective_source=source,  # type: ignore[arg-type]
+            objective_key=scenario.rto_objective if source == "site" else "rto_seconds",
+            rpo_objective_seconds=self.site.objectives.rpo_seconds,
         )
         self._run_id = journal.drill_id
+        self._journal = journal
         started = self.clock()
         with self._lock():
             try:
@@ -161,6 +170,7 @@ class DrillRunner:
         finally:
             with _sigint_deferred():
                 self._restore(scenario, journal)
+            journal.judge_rpo()
         if journal.outcome == "interrupted" or not forward_done:
             self._skip(scenario.phase("steady_state_after"), journal)
             return
@@ -176,13 +186,19 @@ class DrillRunner:
     # -- phases -----------------------------------------------------------------------
 
     def _forward(self, scenario: Scenario, journal: DrillJournal) -> bool:
-        """Steady state, fault, activate, verify. True when the fault was injected."""
+        """Steady state, prepare, fault, activate, verify. True when the fault was injected."""
         failing = self._phase(scenario.phase("steady_state"), journal.steady_before)
         if failing is not None:
             journal.add("failed", N_("steady state not met before the fault: %(why)s"),
                         why=failing.why())
-            self._skip(_phases(scenario, "fault", "activate", "verify"), journal)
+            self._skip(_phases(scenario, "prepare", "fault", "activate", "verify"), journal)
             return False
+        failing = self._phase(scenario.phase("prepare"), journal.run)
+        if failing is not None:
+            journal.add("failed", N_("the scene could not be set before the fault: %(why)s"),
+                        why=failing.why())
+            self._skip(_phases(scenario, "fault", "activate", "verify"), journal)
+            return True  # it may have changed the fallback: steady state after is checked
         fault_start = self.clock()
         journal.fault_started_at = utc_now()
         failing = self._phase(scenario.phase("fault"), journal.run)
@@ -287,6 +303,8 @@ class DrillRunner:
                            f"timeout of {timeout:g} s", done.probes)
         record = self._record(step, done, started_at, start, round_number)
         into.append(record)
+        if self._journal is not None:
+            self._journal.measures.update(record.measures)
         self._notify(StepEvent("end", step, record, round_number))
         return record
 
@@ -305,7 +323,7 @@ class DrillRunner:
             name=step.name, action=step.action, phase=step.phase, args=step.args,
             status=done.status, started_at=started_at, ended_at=utc_now(),
             duration_seconds=self.clock() - start, output=done.output, error=done.error,
-            probes=done.probes, round=round_number,
+            probes=done.probes, round=round_number, measures=done.measures,
         )
 
     @contextlib.contextmanager

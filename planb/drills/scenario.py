@@ -6,9 +6,12 @@ site-local, which wins over a shipped one of the same name)::
     name: primary-outage            # must match the file name
     description: The primary host loses its network; the fallback takes over.
     objectives: {rto_seconds: 60}   # optional: overrides the site's objectives
+    # or {rto_objective: restore_rto_seconds}: the site's objective the RTO is held to
+    # (rto_seconds by default: a failover; restore_rto_seconds: a host rebuilt and restored)
     verify_timeout: 300             # how long verify rounds are retried (seconds)
     verify_interval: 2              # pause between two verify rounds
     steady_state: [STEP...]         # checks before the fault (a failure: FAILED)
+    prepare: [STEP...]              # optional: set the scene (a failure: FAILED)
     fault: [STEP...]                # the fault; RTO starts with its first step
     activate: [STEP...]
     verify: [STEP...]               # repeated until one round passes: RTO ends there
@@ -39,7 +42,8 @@ from planb.schema import load_yaml_as
 
 log = logging.getLogger(__name__)
 
-Phase = Literal["steady_state", "fault", "activate", "verify", "restore", "steady_state_after"]
+Phase = Literal["steady_state", "prepare", "fault", "activate", "verify", "restore",
+                "steady_state_after"]
 PHASES: tuple[Phase, ...] = get_args(Phase)
 SITE_SCENARIOS_DIR = "scenarios"
 
@@ -62,6 +66,8 @@ class ScenarioObjectives:
     """Objectives a scenario sets instead of the site's."""
 
     rto_seconds: int | None = None
+    #: Which of the site's objectives the RTO is held to when rto_seconds is not set.
+    rto_objective: Literal["rto_seconds", "restore_rto_seconds"] = "rto_seconds"
 
     def __post_init__(self) -> None:
         if self.rto_seconds is not None and self.rto_seconds <= 0:
@@ -80,6 +86,7 @@ class ScenarioSpec:
     verify_timeout: float = 300.0
     verify_interval: float = 2.0
     steady_state: list[StepSpec] = field(default_factory=list)
+    prepare: list[StepSpec] = field(default_factory=list)
     activate: list[StepSpec] = field(default_factory=list)
     restore: list[StepSpec] = field(default_factory=list)
     steady_state_after: list[StepSpec] = field(default_factory=list)
@@ -116,6 +123,8 @@ class Scenario:
     verify_timeout: float
     verify_interval: float
     steps: tuple[Step, ...]
+    #: The site's objective the RTO is held to when ``rto_seconds`` is None.
+    rto_objective: Literal["rto_seconds", "restore_rto_seconds"] = "rto_seconds"
 
     def phase(self, phase: Phase) -> tuple[Step, ...]:
         return tuple(s for s in self.steps if s.phase == phase)
@@ -218,7 +227,8 @@ def parse_scenario(text: str, path: str, registry: ActionRegistry) -> Scenario:
     return Scenario(
         name=spec.name, description=spec.description.strip(), source=path,
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
-        rto_seconds=spec.objectives.rto_seconds, verify_timeout=spec.verify_timeout,
+        rto_seconds=spec.objectives.rto_seconds, rto_objective=spec.objectives.rto_objective,
+        verify_timeout=spec.verify_timeout,
         verify_interval=spec.verify_interval, steps=tuple(steps),
     )
 

@@ -21,7 +21,7 @@ import dataclasses
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
@@ -32,6 +32,8 @@ from planb.errors import Interrupted, PlanbError
 log = logging.getLogger(__name__)
 
 A = TypeVar("A")
+#: One measured figure (None: could not be measured).
+Measure = float | int | bool | str | None
 
 
 class ActionUnavailable(PlanbError):
@@ -66,6 +68,8 @@ class ActionResult:
     ok: bool
     output: str = ""
     probes: tuple[ProbeResult, ...] = ()
+    #: Figures the action measured, by name (``rpo_seconds``): a drill journal keeps them.
+    measures: Mapping[str, Measure] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -200,6 +204,7 @@ class Attempt:
     output: str = ""
     error: str | None = None
     probes: tuple[ProbeResult, ...] = ()
+    measures: Mapping[str, Measure] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -222,4 +227,5 @@ def attempt(spec: ActionSpec[Any], ctx: ActionContext, args: Any) -> Attempt:
         log.exception("action %s raised", spec.name)
         return Attempt("error", error=ctx.redact(f"{type(exc).__name__}: {exc}"))
     ok = result.ok and all(p.ok for p in result.probes)
-    return Attempt("ok" if ok else "failed", ctx.redact(result.output), None, result.probes)
+    return Attempt("ok" if ok else "failed", ctx.redact(result.output), None, result.probes,
+                   dict(result.measures))

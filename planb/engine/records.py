@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import getpass
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from planb.engine.actions import ProbeResult
+from planb.engine.actions import Measure, ProbeResult
 from planb.schema import as_plain
 
 #: ``forced``: failed, let through by ``--force``; ``unavailable``: an optional step whose
@@ -38,6 +39,8 @@ class StepRecord:
     args: Any = None
     #: The verify round this step belongs to (drills only).
     round: int | None = None
+    #: Figures the action measured (``rpo_seconds`` ...); in the JSON only when any.
+    measures: Mapping[str, Measure] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -58,7 +61,7 @@ class StepRecord:
             "duration_seconds": round(self.duration_seconds, 3), "output": self.output,
             "error": self.error, "probes": [p.as_json() for p in self.probes],
             "round": self.round,
-        }
+        } | ({"measures": dict(self.measures)} if self.measures else {})
 
 
 def resolve_operator(explicit: str | None = None) -> str:

@@ -20,7 +20,7 @@ from planb import state
 from planb.config import SiteConfig
 from planb.errors import LabError, UsageError
 from planb.files import write_atomic
-from planb.hostkeys import KeyTarget, known_hosts_path, trust
+from planb.hostkeys import Key, KeyTarget, known_hosts_path, read_known_hosts, trust
 from planb.lab import image, machines, network
 from planb.lab.system import check_prerequisites, run
 from planb.lab.topology import PROXY, LabHost, Topology, build_topology
@@ -40,6 +40,19 @@ class HostStatus:
     process: str  # running | stopped
     #: systemctl is-system-running, or unreachable / stopped / powered off (disk kept)
     system: str
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    """A host stood up afresh by :meth:`Lab.rebuild_host`."""
+
+    host: LabHost
+    #: systemd's state once booted (running or degraded).
+    system: str
+    #: What happened to its known_hosts entry: replaced, recorded or unchanged.
+    known_hosts: str
+    old_keys: tuple[Key, ...]
+    new_keys: tuple[Key, ...]
 
 
 class Lab:
@@ -207,6 +220,50 @@ class Lab:
             state = machines.wait_ready(host, paths, self.key, timeout=timeout)
             paths.stopped_marker.unlink(missing_ok=True)
             return state
+
+    # -- one host: lost, then rebuilt from nothing ------------------------------------
+
+    def destroy_host(self, name: str) -> bool:
+        """Kill a host at once and remove its disk: a lost machine (not a power-off).
+
+        Returns whether it was running. Its name and address stay in the topology, so
+        :meth:`rebuild_host` can stand up a new one in its place.
+        """
+        _, host = self._up_host(name)
+        check_prerequisites()
+        with self._locked():
+            running = machines.destroy(host, self.host_paths(name))
+            network.delete_link(host.veth)
+            return running
+
+    def rebuild_host(self, name: str, *, timeout: float = 120) -> Rebuilt:
+        """Boot a new host from the lab image in place of a destroyed one: same name and
+        address, a new disk and NEW SSH host keys, which replace the old ones in the
+        site's known_hosts (as 'planb hosts trust --replace NAME' does on a real site).
+
+        A host that still runs (or was powered off with its disk) is refused.
+        """
+        topology, host = self._up_host(name)
+        check_prerequisites()
+        path = known_hosts_path(self.site)
+        old = read_known_hosts(path).get(host.address, set())
+        with self._locked():
+            paths = self.host_paths(name)
+            if machines.nspawn_pid(paths) is not None or paths.upper.is_dir():
+                raise LabError(f"lab host {name} still has its disk: destroy it first",
+                               hint="the drill 'fallback-lost' destroys it with "
+                                    "lab.destroy_host")
+            public_key = self.key.with_suffix(".pub").read_text(encoding="utf-8")
+            network.ensure_bridge(topology)
+            network.delete_link(host.veth)
+            machines.prepare(host, topology, image.ensure_image(), paths, public_key,
+                             self._etc_hosts(topology))
+            machines.start(host, topology, paths)
+            state = machines.wait_ready(host, paths, self.key, timeout=timeout)
+        [result] = trust(path, [KeyTarget(host.name, host.address)], replace=True)
+        if result.outcome == "unreachable":
+            raise LabError(f"no SSH host key read from the new {name}")
+        return Rebuilt(host, state, result.outcome, tuple(sorted(old)), result.keys)
 
     def _bridge_owner_file(self, bridge: str) -> Path:
         return state.planb_home() / "bridges" / bridge

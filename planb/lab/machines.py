@@ -6,7 +6,8 @@ Layout of a host folder (under ``<state_dir>/lab/hosts/<name>/``): ``upper`` and
 the overlay and removes the folder, so nothing is left behind. Powering a host off
 (:func:`poweroff`) shuts it down the same way but keeps ``upper`` (its disk) and marks
 the folder ``stopped``: booting it again (:func:`prepare`, :func:`start`) finds its
-files, services and data as they were.
+files, services and data as they were. Destroying it (:func:`destroy`) kills it at once
+and removes its folder, disk included, as a machine that is lost.
 """
 
 from __future__ import annotations
@@ -217,11 +218,27 @@ def poweroff(host: LabHost, paths: HostPaths, *, timeout: float = 60) -> bool:
     return orderly
 
 
-def _shutdown(host: LabHost, paths: HostPaths, timeout: float) -> bool:
-    """Stop the container (SIGTERM, then SIGKILL) and unmount its overlay."""
+def destroy(host: LabHost, paths: HostPaths) -> bool:
+    """Kill the host at once (no shutdown: as a machine that dies), unmount its overlay
+    and remove its folder, disk included. Returns whether it was running."""
+    running = nspawn_pid(paths) is not None
+    _shutdown(host, paths, 0, abrupt=True)
+    if paths.base.exists():
+        shutil.rmtree(paths.base)
+    return running
+
+
+def _shutdown(host: LabHost, paths: HostPaths, timeout: float, *, abrupt: bool = False
+              ) -> bool:
+    """Stop the container (SIGTERM, then SIGKILL; ``abrupt``: SIGKILL to the whole tree
+    at once) and unmount its overlay."""
     pid = nspawn_pid(paths)
     orderly = True
-    if pid is not None:
+    if pid is not None and abrupt:
+        log.info("killing %s", host.name)
+        _kill_tree(pid)
+        _wait_gone(pid, 10)
+    elif pid is not None:
         log.info("stopping %s", host.name)
         # systemd-nspawn turns SIGTERM into an orderly shutdown of the container.
         _signal(pid, signal.SIGTERM)

@@ -109,9 +109,11 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
 def https_request(site: SiteConfig, address: str, method: str, path: str,
                   body: dict[str, Any] | None = None, *, form: dict[str, str] | None = None,
                   name: str | None = None, port: int = 443,
-                  timeout: float = TIMEOUT) -> HttpAnswer:
+                  timeout: float = TIMEOUT, token: str | None = None) -> HttpAnswer:
     """``method path`` on ``https://<name><path>`` reached at ``address``, with ``body``
-    as JSON or ``form`` as an HTML form (application/x-www-form-urlencoded)."""
+    as JSON or ``form`` as an HTML form (application/x-www-form-urlencoded); ``token``:
+    a Matrix access token, sent as ``Authorization: Bearer`` (never in the URL, which
+    nginx logs)."""
     name = name or site.matrix.public_hostname
     conn = _PinnedHTTPS(address, name, port, tls_context(site), timeout)
     start = time.monotonic()
@@ -123,6 +125,8 @@ def https_request(site: SiteConfig, address: str, method: str, path: str,
         elif form is not None:
             payload = urlencode(form).encode()
             headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
         conn.request(method, path, body=payload, headers=headers)
         response = conn.getresponse()
         raw = response.read(65536)

@@ -40,7 +40,8 @@ from planb.reports.render.view import (
 from planb.reports.summary import as_mapping, as_number, summarise
 
 PHASE_NAMES = {
-    "steady_state": N_("steady state (before)"), "fault": N_("fault"),
+    "steady_state": N_("steady state (before)"), "prepare": N_("prepare"),
+    "fault": N_("fault"),
     "activate": N_("activate"), "verify": N_("verify"), "restore": N_("restore"),
     "steady_state_after": N_("steady state (after)"),
     # failover events ("activate" is the drill phase's word too)
@@ -151,6 +152,7 @@ def _drill(p: Mapping[str, Any], names: Pseudonyms, base: dict[str, Any],
                   status_of(all(s.get("status") == "ok" for s in restore), tr)
                   if restore else status_of(None, tr)),
         _steady_objective(_("Steady state after the restore"), after, tr),
+        *_rpo_objectives(as_mapping(p.get("rpo")), tr),
     )
     subjects = sorted({row.subject for row in probes if row.subject})
     participants = [Participant(_("operator (ran the drill)"),
@@ -295,6 +297,31 @@ def _rto(p: Mapping[str, Any], tr: Translator) -> Rto:
         outcome = status_of(measured <= target, tr)
     return Rto(tr.seconds(measured) if measured is not None else "",
                tr.seconds(target) if target is not None else "", outcome, measured, target)
+
+
+def _rpo_objectives(rpo: Mapping[str, Any], tr: Translator) -> tuple[Objective, ...]:
+    """The data-loss objectives of a drill that measured an RPO (traffic.stop): the RPO
+    against objectives.rpo_seconds, and nothing sent before the backup missing."""
+    if not rpo:
+        return ()
+    _ = tr._
+    seconds, target = as_number(rpo.get("seconds")), as_number(rpo.get("objective_seconds"))
+    messages = rpo.get("messages")
+    measured = (tr.seconds(seconds) if seconds is not None else _("not measured")) + (
+        ", " + tr.ngettext("%(count)d message lost", "%(count)d messages lost", messages)
+        % {"count": messages} if isinstance(messages, int) else "")
+    met = rpo.get("met")
+    lost = rpo.get("lost_before_backup")
+    return (
+        Objective(_("Data loss (RPO)"),
+                  f"≤ {tr.seconds(target)}" if target is not None else _("not set"), measured,
+                  status_of(met if isinstance(met, bool) else None, tr)),
+        Objective(_("Messages sent before the backup, after the restore"),
+                  _("none missing"),
+                  tr.ngettext("%(count)d missing", "%(count)d missing", lost)
+                  % {"count": lost} if isinstance(lost, int) else _("not measured"),
+                  status_of(lost == 0 if isinstance(lost, int) else None, tr)),
+    )
 
 
 def _steady_objective(name: str, steady: Mapping[str, Any], tr: Translator) -> Objective:
