@@ -35,9 +35,10 @@ log = logging.getLogger(__name__)
 COPY_KEY = PurePosixPath("keys/copy.key")
 #: The copy key wrapped by the crisis cell's passphrase (copied: useless without it).
 WRAPPED_KEY = PurePosixPath("keys/copy-key.json")
-#: State-dir entries never copied: Ansible's run artifacts, and the copy key; folders
-#: under drills/ are a drill's scratch (a controller rebuilt there, for one).
-_STATE_SKIP = {"runs", str(COPY_KEY)}
+#: State-dir entries never copied: Ansible's run artifacts, the copy key, and a lab's
+#: machines (their disks are gigabytes, and a lab is stood up again, not restored);
+#: folders under drills/ are a drill's scratch (a controller rebuilt there, for one).
+_STATE_SKIP = {"runs", "lab", str(COPY_KEY)}
 _STATE_SKIP_UNDER = ("drills/",)
 _PUBLIC_STATE = (
     re.compile(r"^journals/(hosts/[^/]+/)?(head\.json|\d{6,}-[a-z0-9-]+-[0-9a-f]{8}\.(json|sig))$"),
