@@ -40,6 +40,12 @@ WRAPPED_KEY = PurePosixPath("keys/copy-key.json")
 #: folders under drills/ are a drill's scratch (a controller rebuilt there, for one).
 _STATE_SKIP = {"runs", "lab", str(COPY_KEY)}
 _STATE_SKIP_UNDER = ("drills/",)
+#: A file larger than this is left out of the copy (the copy is pushed after every
+#: command; the lab's generated agents and bench data are large and rebuilt anyway).
+MAX_FILE_BYTES = 8 * 2**20
+#: The copy stops growing past this (the newest journals are never the ones dropped:
+#: journals, audit log, keys and configuration come first).
+MAX_TOTAL_BYTES = 64 * 2**20
 _PUBLIC_STATE = (
     re.compile(r"^journals/(hosts/[^/]+/)?(head\.json|\d{6,}-[a-z0-9-]+-[0-9a-f]{8}\.(json|sig))$"),
     re.compile(r"^journals/hosts/[^/]+/(failover/)?(audit\.log|audit-head\.json)$"),
@@ -49,8 +55,9 @@ _PUBLIC_STATE = (
     re.compile(r"^pki/[^/]+\.crt$"),
     re.compile(r"^(scenarios|templates|runbooks)/"),
 )
-_PUBLIC_SITE = (re.compile(r"^(planb\.yml|known_hosts)$"),
-                re.compile(r"^(locale|runbooks)/"))
+#: The site folder's own files and folders in the copy (all public).
+_SITE_FILES = ("planb.yml", "known_hosts")
+_SITE_FOLDERS = ("locale", "runbooks")
 _SECRET_KEY = re.compile(r"(?im)^\s*-?\s*[\"']?([A-Za-z0-9_]*(vault_|password|passwd|secret|"
                          r"token|passphrase|_pass\b|private_key\b)[A-Za-z0-9_]*)[\"']?\s*[:=]")
 
@@ -124,7 +131,35 @@ def _referenced(site: SiteConfig) -> list[tuple[Path, bool]]:
 
 
 def site_entries(site: SiteConfig) -> list[Entry]:
-    """Every file of the site's copy, in a stable order."""
+    """Every file of the site's copy, in a stable order, within the size limits: a file
+    over :data:`MAX_FILE_BYTES` is left out, and once :data:`MAX_TOTAL_BYTES` are taken
+    the rest (secrets under lab/ and the like, after the journals, audit log, keys and
+    configuration) is left out, each logged."""
+    entries = _all_entries(site)
+    chosen: list[Entry] = []
+    total = 0
+    for entry in sorted(entries, key=_priority):
+        try:
+            size = entry.path.stat().st_size
+        except OSError:
+            continue
+        if size > MAX_FILE_BYTES or total + size > MAX_TOTAL_BYTES:
+            log.info("%s (%d bytes) left out of the copy of the controller's state: over "
+                     "its size limits", entry.path, size)
+            continue
+        total += size
+        chosen.append(entry)
+    return sorted(chosen, key=lambda e: e.name)
+
+
+def _priority(entry: Entry) -> tuple[int, str]:
+    """What the copy keeps first: the record and the keys, then the rest."""
+    first = ("state/journals/", "state/failover/", "state/keys/", "site/", "inventory/",
+             "state/pki/")
+    return (0 if entry.name.startswith(first) else 1, entry.name)
+
+
+def _all_entries(site: SiteConfig) -> list[Entry]:
     base, state, inventory = site.base_dir.resolve(), site.state_dir, site.inventory_dir
     entries: dict[str, Entry] = {}
     for rel, path in _walk(state, frozenset(_STATE_SKIP), _STATE_SKIP_UNDER):
@@ -133,11 +168,14 @@ def site_entries(site: SiteConfig) -> list[Entry]:
     for rel, path in _walk(inventory):
         entries[f"inventory/{rel}"] = Entry(f"inventory/{rel}", path, _inventory_secret(path))
     inside = {state, inventory}
-    for rel, path in _walk(base):
+    # Only what the site folder is known to hold: it may sit in a folder with much else.
+    found = [(name, base / name) for name in _SITE_FILES if (base / name).is_file()]
+    for folder in _SITE_FOLDERS:
+        found += [(f"{folder}/{rel}", path) for rel, path in _walk(base / folder)]
+    for rel, path in found:
         if any(path.is_relative_to(folder) for folder in inside):
             continue
-        if any(p.match(rel) for p in _PUBLIC_SITE):
-            entries[f"site/{rel}"] = Entry(f"site/{rel}", path, False)
+        entries[f"site/{rel}"] = Entry(f"site/{rel}", path, False)
     for named, secret in _referenced(site):
         path = named if named.is_absolute() else (base / named)
         path = Path(os.path.normpath(path))

@@ -82,6 +82,22 @@ def test_secrets_are_classified_and_runs_left_out(site_dir: Path) -> None:
     assert not any(n.startswith("state/runs/") for n in entries)
 
 
+def test_large_files_stay_out_of_the_copy(site_dir: Path) -> None:
+    """Generated data (gigabytes on a bench) must not be read into memory at each push;
+    the lab's machines (their disks) are never in it."""
+    big = _state(site_dir) / "snapshots"
+    big.mkdir()
+    (big / "agents.json").write_bytes(b"x" * (9 * 2**20))
+    (big / "small.json").write_text("{}")
+    (_state(site_dir) / "lab").mkdir()
+    (_state(site_dir) / "lab" / "id_ed25519").write_text("a lab key")
+    names = {e.name for e in site_entries(load_config(site_dir / "planb.yml"))}
+    assert "state/snapshots/small.json" in names
+    assert "state/snapshots/agents.json" not in names
+    assert "state/lab/id_ed25519" not in names
+    assert "state/journals/head.json" in names
+
+
 def test_without_a_passphrase_the_copy_holds_no_secret(site_dir: Path, tmp_path: Path) -> None:
     built = build_copy(load_config(site_dir / "planb.yml"))
     assert not built.encrypted
