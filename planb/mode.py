@@ -158,11 +158,12 @@ class AuditLog:
     """``audit.log``: hash-chained JSON lines, only ever appended to (and fsynced).
 
     With a ``signer`` each append also rewrites the signed ``audit-head.json``.
+    ``path``: another log than the site's (the break-glass command's on a host).
     """
 
     def __init__(self, state_dir: Path, signer: Signer | None = None,
-                 anchor: Anchor | None = None) -> None:
-        self.path = failover_dir(state_dir) / "audit.log"
+                 anchor: Anchor | None = None, *, path: Path | None = None) -> None:
+        self.path = path or failover_dir(state_dir) / "audit.log"
         self.head_path = self.path.with_name(AUDIT_HEAD_NAME)
         self.signer = signer
         self.anchor: Anchor = anchor if anchor is not None else SyslogAnchor()
@@ -224,14 +225,15 @@ class AuditVerdict:
         return self.problem is None
 
 
-def verify_audit(state_dir: Path, keys: Mapping[str, Ed25519PublicKey] | None
-                 ) -> AuditVerdict:
+def verify_audit(state_dir: Path, keys: Mapping[str, Ed25519PublicKey] | None, *,
+                 path: Path | None = None) -> AuditVerdict:
     """Check the audit log's chain and its signed head (signature with ``keys``, when given).
 
     Names the first line whose predecessor was changed or removed, lines added after
     the signed head, lines removed from the end, and a missing or altered head.
+    ``path``: another log than the site's (a host's break-glass ``audit.log``).
     """
-    audit = AuditLog(state_dir)
+    audit = AuditLog(state_dir, path=path)
     lines = _raw_lines(audit.path)
     last = _sha(lines[-1]) if lines else None
     chained_from: int | None = None

@@ -8,7 +8,9 @@ Public interface:
 
 A bundle folder holds ``debs/`` (a flat apt repository), ``wheels/``, ``client/`` (the
 browser client, :mod:`planb.bundle.client`),
-``requirements/synapse.txt`` (exact pins with hashes), ``SHA256SUMS``,
+``requirements/synapse.txt`` (exact pins with hashes), ``wheels-host/`` and
+``requirements/planb-host.txt`` (planb's own dependencies for the messaging hosts'
+break-glass command, role ``breakglass``), ``SHA256SUMS``,
 ``manifest.json`` and ``bundle.tar`` (all of it in one file, for shipping).
 """
 

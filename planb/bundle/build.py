@@ -40,6 +40,10 @@ from planb.lab import image
 log = logging.getLogger(__name__)
 
 REQUIREMENTS_PATH = "requirements/synapse.txt"
+#: planb's own dependencies for the messaging hosts' break-glass command (role
+#: breakglass): a set of its own, so Synapse's virtualenv never gets them.
+HOST_WHEELS_DIR = "wheels-host"
+HOST_REQUIREMENTS_PATH = "requirements/planb-host.txt"
 #: Release files get a fixed date so equal content gives an equal bundle id.
 RELEASE_DATE = "Sat, 01 Jan 2000 00:00:00 UTC"
 
@@ -129,6 +133,9 @@ def _build_into(output: Path, inputs: Inputs, progress: Progress) -> Manifest:
         requirements.write_text(inputs.requirements, encoding="utf-8")
         built = wheels.build_wheels(requirements, staging / "wheels", cache=cache / "pip",
                                     progress=progress)
+        requirements.write_text(inputs.host_requirements, encoding="utf-8")
+        host_built = wheels.build_wheels(requirements, staging / HOST_WHEELS_DIR,
+                                         cache=cache / "pip", progress=progress)
         requirements.unlink()
         web = client.build_client(staging, cache=cache / "client", progress=progress)
         progress(f"hashing {len(built)} wheels and writing the manifest")
@@ -136,13 +143,20 @@ def _build_into(output: Path, inputs: Inputs, progress: Progress) -> Manifest:
                  for d in infos]
         items += [_item(staging, f"wheels/{w.file}", "wheel", w.name, w.version)
                   for w in built]
+        items += [_item(staging, f"{HOST_WHEELS_DIR}/{w.file}", "wheel", w.name, w.version)
+                  for w in host_built]
         hashes = {w.file: _sha(items, f"wheels/{w.file}") for w in built}
         req = staging / REQUIREMENTS_PATH
         req.parent.mkdir()
         req.write_text(wheels.requirements_text(built, hashes), encoding="utf-8")
+        host_hashes = {w.file: _sha(items, f"{HOST_WHEELS_DIR}/{w.file}") for w in host_built}
+        (staging / HOST_REQUIREMENTS_PATH).write_text(
+            wheels.requirements_text(host_built, host_hashes, "planb-host.txt"),
+            encoding="utf-8")
         items += [_item(staging, file, "client", *web.component(file)) for file in web.files]
         items += [_item(staging, f"debs/{p.name}", "index", p.name, "") for p in index]
         items.append(_item(staging, REQUIREMENTS_PATH, "index", "synapse.txt", ""))
+        items.append(_item(staging, HOST_REQUIREMENTS_PATH, "index", "planb-host.txt", ""))
         (staging / SUMS_NAME).write_text(sums_text(sorted(items, key=lambda i: i.file)),
                                          encoding="utf-8")
         items.append(_item(staging, SUMS_NAME, "index", SUMS_NAME, ""))

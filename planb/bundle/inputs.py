@@ -15,6 +15,8 @@ from planb.errors import ConfigError
 BUNDLE_INPUTS = planb.PLAYBOOKS_DIR / "bundle"
 DEBS_FILE = BUNDLE_INPUTS / "debs.txt"
 REQUIREMENTS_FILE = BUNDLE_INPUTS / "synapse-requirements.in"
+#: What planb's own wheel needs on a messaging host (the break-glass command).
+HOST_REQUIREMENTS_FILE = BUNDLE_INPUTS / "planb-host-requirements.in"
 #: Bumped when the way a bundle is built changes, so old bundles are rebuilt.
 RECIPE_VERSION = "2"
 _DEB_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
@@ -29,12 +31,14 @@ class Inputs:
     context: tuple[tuple[str, str], ...] = ()
     #: sha256 of the browser client's sources (lock file, build script, page).
     client: str = ""
+    #: planb's own dependencies on a messaging host (the break-glass command's venv).
+    host_requirements: str = ""
 
     def fingerprint(self) -> str:
         """sha256 over everything that decides the content; equal -> no rebuild needed."""
         data = {"recipe": RECIPE_VERSION, "debs": list(self.debs),
                 "requirements": self.requirements, "context": dict(self.context),
-                "client": self.client}
+                "client": self.client, "host_requirements": self.host_requirements}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -74,19 +78,22 @@ def parse_requirements(text: str, *, path: str = "synapse-requirements.in") -> s
 
 def read_inputs(debs_file: Path = DEBS_FILE, requirements_file: Path = REQUIREMENTS_FILE,
                 *, context: dict[str, str] | None = None,
-                client: str | None = None) -> Inputs:
-    """Read and check both lists; :class:`ConfigError` names the file and line at fault.
+                client: str | None = None,
+                host_requirements_file: Path = HOST_REQUIREMENTS_FILE) -> Inputs:
+    """Read and check the lists; :class:`ConfigError` names the file and line at fault.
 
     ``client`` is the digest of the browser client's sources (default: read from
     :data:`planb.bundle.client.SOURCE_DIR`).
     """
     texts = []
-    for path in (debs_file, requirements_file):
+    for path in (debs_file, requirements_file, host_requirements_file):
         try:
             texts.append(path.read_text(encoding="utf-8"))
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     return Inputs(debs=parse_debs(texts[0], path=str(debs_file)),
                   requirements=parse_requirements(texts[1], path=str(requirements_file)),
+                  host_requirements=parse_requirements(texts[2],
+                                                       path=str(host_requirements_file)),
                   context=tuple(sorted((context or {}).items())),
                   client=source_digest() if client is None else client)

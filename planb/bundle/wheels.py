@@ -61,10 +61,11 @@ def parse_wheel_name(file: str) -> Wheel:
                  version=match.group("version"))
 
 
-def requirements_text(wheels: list[Wheel], hashes: dict[str, str]) -> str:
+def requirements_text(wheels: list[Wheel], hashes: dict[str, str],
+                      name: str = "synapse.txt") -> str:
     """The exact pins, one per project, each with the sha256 of its wheel.
 
-    With hashes, ``pip install --no-index --find-links WHEELS -r synapse.txt`` installs
+    With hashes, ``pip install --no-index --find-links WHEELS -r <name>`` installs
     exactly these files and nothing else (pip's hash-checking mode).
     """
     names = [w.name for w in wheels]
@@ -72,7 +73,7 @@ def requirements_text(wheels: list[Wheel], hashes: dict[str, str]) -> str:
     if duplicates:
         raise PlanbError(f"two wheels of the same project: {', '.join(duplicates)}")
     lines = ["# Exact set planb's bundle holds; made by 'planb bundle build'. Install with:",
-             "#   pip install --no-index --find-links WHEELS -r synapse.txt"]
+             f"#   pip install --no-index --find-links WHEELS -r {name}"]
     for wheel in sorted(wheels, key=lambda w: w.name):
         lines.append(f"{wheel.name}=={wheel.version} --hash=sha256:{hashes[wheel.file]}")
     return "\n".join(lines) + "\n"
@@ -132,7 +133,8 @@ def build_wheels(
                 "apt-get install libpq-dev python3-dev"
                 if "pg_config" in proc.stderr or "Python.h" in proc.stderr else
                 f"check that {index} is reachable and {requirements_in} is valid")
-        raise PlanbError(f"pip could not make the Synapse wheels: {detail}", hint=hint)
+        raise PlanbError(f"pip could not make the wheels of {requirements_in.name}: {detail}",
+                         hint=hint)
     wheels = [parse_wheel_name(p.name) for p in sorted(dest.glob("*.whl"))]
     log.info("%d wheels in %s", len(wheels), dest)
     return wheels

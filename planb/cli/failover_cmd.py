@@ -191,7 +191,8 @@ def activate(
             err_console.print(f"[yellow]note:[/] {escape(line)}: this step will be reported "
                               "as not available", highlight=False)
         _confirm(f"Activate the fallback of site {site.site} for agents now?", yes)
-    with _spinner("activating the fallback…", standby and not json_out):
+    with _spinner("activating the fallback…", standby and not json_out), \
+            _host_locks(site, "planb failover activate", standby):
         done = failover.activate(reason, force=force, public_message=public_message)
     if json_out:
         print_json(_transition_json(done))
@@ -223,7 +224,8 @@ def deactivate(
     active = failover.status(0).state.mode == "active"
     if active:
         _confirm(f"Put the fallback of site {site.site} back in standby (agents lose it)?", yes)
-    with _spinner("deactivating the fallback…", active and not json_out):
+    with _spinner("deactivating the fallback…", active and not json_out), \
+            _host_locks(site, "planb failover deactivate", active):
         done = failover.deactivate(reason)
     if json_out:
         print_json(_transition_json(done))
@@ -235,6 +237,19 @@ def deactivate(
             console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
         if done.journal:
             console.print(f"journal: {done.journal.path}", highlight=False)
+
+
+def _host_locks(site: SiteConfig, what: str, switching: bool
+                ) -> contextlib.AbstractContextManager[Any]:
+    """The messaging hosts' failover lock, held over SSH for the switch (so the host's
+    break-glass command refuses meanwhile, naming who switches); nothing to lock when
+    nothing will change."""
+    from planb.breakglass.remote import host_locks
+    from planb.engine.records import resolve_operator
+
+    if not switching:
+        return contextlib.nullcontext()
+    return host_locks(site, operator=f"{resolve_operator(None)} (planb controller)", what=what)
 
 
 def _spinner(text: str, shown: bool) -> contextlib.AbstractContextManager[Any]:

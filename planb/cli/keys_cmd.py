@@ -121,3 +121,40 @@ def export(
     else:
         typer.echo(pem, nl=False)
         err_console.print(f"fingerprint {fp}", highlight=False, soft_wrap=True)
+
+
+@app.command("breakglass")
+def breakglass(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option(
+        "--out", metavar="DIR", file_okay=False,
+        help="Folder for the pair: planb-breakglass (private, 0600) and planb-breakglass.pub.")],
+    force: Annotated[bool, typer.Option(
+        "--force", help="Make a new pair; the next 'planb deploy' lets only it in.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Make the break-glass SSH key: the way to switch the fallback when this controller
+    is gone.
+
+    The private part goes to the crisis cell's safe (print or copy it, then delete it
+    here); the public part is kept in <state dir>/keys/breakglass.pub and 'planb deploy'
+    puts it in root's authorized_keys on each fallback messaging host, restricted to
+    planb-breakglass (no shell). Then, from any machine:
+    ssh -i planb-breakglass root@HOST activate --operator NAME --reason TEXT.
+    """
+    from planb.breakglass.sshkey import make_breakglass_key
+
+    site = options(ctx).load_site()
+    made = make_breakglass_key(out, site.state_dir, site=site.site, force=force)
+    if json_output:
+        print_json({"algorithm": "ssh-ed25519", "fingerprint": made.fingerprint,
+                    "private_key": str(made.private), "public_key": str(made.public),
+                    "controller_copy": str(made.controller_copy)})
+        return
+    console.print(f"wrote {made.private} (mode 0600): put it in the crisis cell's safe, then "
+                  "delete it from this machine", highlight=False, soft_wrap=True)
+    console.print(f"wrote {made.public}; kept {made.controller_copy} for deploy",
+                  highlight=False, soft_wrap=True)
+    console.print(f"fingerprint {made.fingerprint}", highlight=False, soft_wrap=True)
+    console.print("Next: 'planb deploy' (the messaging hosts let this key run planb-breakglass "
+                  "only)", highlight=False, soft_wrap=True)

@@ -42,9 +42,9 @@ def template_name(lang: str) -> str:
     return f"announcement.{lang}.md.j2"
 
 
-def _environment(site: SiteConfig) -> jinja2.Environment:
+def _environment(site_templates: Path) -> jinja2.Environment:
     loaders: list[jinja2.BaseLoader] = [
-        jinja2.FileSystemLoader(str(site.state_dir / SITE_TEMPLATES_DIR)),
+        jinja2.FileSystemLoader(str(site_templates)),
         jinja2.PackageLoader("planb", "data/templates"),
     ]
     return ImmutableSandboxedEnvironment(
@@ -56,21 +56,39 @@ def render_announcement(site: SiteConfig, context: AnnouncementContext,
                         lang: str | None = None) -> str:
     """The announcement text (Markdown) in ``lang`` (default: the site's announcement
     language); ConfigError naming the template if it is broken."""
-    lang = lang or site.announcement_language
+    return render_with(site.state_dir / SITE_TEMPLATES_DIR, lang or site.announcement_language,
+                       SiteText(site.organisation, site.matrix.server_name,
+                                site.matrix.public_hostname), context)
+
+
+@dataclass(frozen=True)
+class SiteText:
+    """The site's values an announcement names (kept on the messaging host for the
+    break-glass command, :mod:`planb.breakglass`, which has no planb.yml)."""
+
+    organisation: str
+    server_name: str
+    public_hostname: str
+
+
+def render_with(site_templates: Path, lang: str, site: SiteText,
+                context: AnnouncementContext) -> str:
+    """The announcement in ``lang`` from ``site_templates`` (a site's own template) or the
+    shipped one; what :func:`render_announcement` does without a :class:`SiteConfig`."""
     name = template_name(lang)
-    env = _environment(site)
+    env = _environment(site_templates)
     try:
         template = env.get_template(name)
         return template.render(
-            organisation=site.organisation, server_name=site.matrix.server_name,
-            public_hostname=site.matrix.public_hostname,
-            url=f"https://{site.matrix.public_hostname}/",
+            organisation=site.organisation, server_name=site.server_name,
+            public_hostname=site.public_hostname,
+            url=f"https://{site.public_hostname}/",
             activated_at=context.activated_at, incident_id=context.incident_id,
             reason=context.reason, drill=context.drill,
         )
     except jinja2.TemplateNotFound:
         raise ConfigError(f"no announcement template for language {lang!r}",
-                          path=str(site.state_dir / SITE_TEMPLATES_DIR / name)) from None
+                          path=str(site_templates / name)) from None
     except jinja2.TemplateSyntaxError as exc:
         raise ConfigError(f"template error: {exc.message}", path=exc.filename or name,
                           line=exc.lineno) from None

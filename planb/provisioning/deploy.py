@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import planb
 from planb.bundle.build import default_output
 from planb.bundle.client import CLIENT_PATH
+from planb.bundle.selfwheel import build_self_wheel
 from planb.config import SiteConfig
 from planb.enrol_page import ENROL_PATH, render_enrol
 from planb.hostkeys import HostKeyError, TrustResult, known_hosts_path
@@ -22,6 +24,11 @@ from planb.welcome import render_welcome
 log = logging.getLogger(__name__)
 
 SITE_PLAYBOOK = planb.PLAYBOOKS_DIR / "site.yml"
+#: The break-glass key's public part on the controller, under the state dir ('planb keys
+#: breakglass' writes it; the role breakglass lets it run planb-breakglass only).
+BREAKGLASS_PUBLIC_KEY = Path("keys") / "breakglass.pub"
+#: Where deploy writes planb's own wheel for the hosts (planb.bundle.selfwheel).
+HOST_WHEEL_DIR = Path("breakglass")
 
 
 def b64(text: str) -> str:
@@ -70,6 +77,32 @@ def deploy_vars(site: SiteConfig) -> dict[str, object]:
         # (planb's Synapse module), in the site's language: planb/enrol_page.py.
         "planb_enrol": {"html_b64": b64(enrol.html), "css_b64": b64(enrol.css),
                         "pages_b64": b64(enrol.pages_json)} if enrol is not None else {},
+        "planb_breakglass": breakglass_vars(site),
+    }
+
+
+def breakglass_vars(site: SiteConfig) -> dict[str, str]:
+    """What the role breakglass installs on the messaging hosts (no secret): planb's own
+    wheel (written here from the running planb), the site's values and own template for
+    the announcement, the break-glass key's public part, where host public keys go."""
+    wheel = build_self_wheel(site.state_dir / HOST_WHEEL_DIR)
+    values = {"format": "planb-breakglass-site/1", "site": site.site,
+              "organisation": site.organisation, "server_name": site.matrix.server_name,
+              "public_hostname": site.matrix.public_hostname,
+              "language": site.announcement_language,
+              "timezone": site.timezone or site.deploy.timezone}
+    # A site's own announcement (planb.messaging.announcement.site_template_path).
+    template = site.state_dir / "templates" / f"announcement.{site.announcement_language}.md.j2"
+    public = site.state_dir / BREAKGLASS_PUBLIC_KEY
+    return {
+        "wheel": str(wheel),
+        "site_b64": b64(json.dumps(values, ensure_ascii=False, sort_keys=True)),
+        "template_name": template.name,
+        "template_b64": b64(template.read_text(encoding="utf-8")) if template.is_file()
+        else "",
+        "authorized_key": public.read_text(encoding="utf-8").strip() if public.is_file()
+        else "",
+        "host_keys_dir": str(site.state_dir / "keys" / "hosts"),
     }
 
 
