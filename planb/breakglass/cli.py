@@ -9,9 +9,10 @@ words typed after the host arrive in ``SSH_ORIGINAL_COMMAND``::
     ssh -i breakglass root@HOST activate --operator NAME --reason TEXT
     ssh -i breakglass root@HOST deactivate --operator NAME --reason TEXT
 
-Through the key only ``status``, ``activate``, ``deactivate`` and ``help`` are
-accepted. ``lock`` (held by the controller's ``planb failover`` over its own SSH access)
-and ``init-key`` (deploy) are for planb itself.
+Through the key only ``status``, ``activate``, ``deactivate``, ``rotate-key`` (a new
+host signing key, the old one retired on record) and ``help`` are accepted. ``lock``
+(held by the controller's ``planb failover`` over its own SSH access) and ``init-key``
+(deploy) are for planb itself.
 
 Exit codes: 0 done, 1 a step failed (the fallback stays as it was), 2 refused or bad
 arguments (already active or in standby, lock held, missing --operator/--reason),
@@ -33,7 +34,7 @@ from planb.breakglass.paths import COMMAND, HostPaths
 from planb.errors import EXIT_INTERRUPTED, EXIT_USAGE, PlanbError, UsageError
 
 #: What the break-glass key may run (the forced command's words).
-THROUGH_THE_KEY = ("status", "activate", "deactivate", "help")
+THROUGH_THE_KEY = ("status", "activate", "deactivate", "rotate-key", "help")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,6 +72,10 @@ def parser() -> argparse.ArgumentParser:
                      help="an exercise, not an incident (the announcement says so)")
     act.add_argument("--no-announce", action="store_true",
                      help="do not post the announcement (it is printed to read out)")
+    rot = sub.add_parser("rotate-key", help="a new signing key for this host's journals; "
+                         "the old one is retired by a journal signed with the new one")
+    rot.add_argument("--operator", required=True, metavar="NAME", help="who (audit log)")
+    rot.add_argument("--reason", required=True, metavar="TEXT", help="why (audit log)")
     lk = sub.add_parser("lock", help="(planb's controller) hold the failover lock until "
                         "stdin closes")
     lk.add_argument("--operator", required=True, metavar="NAME")
@@ -148,6 +153,13 @@ def run(words: list[str], paths: HostPaths) -> int:
         return 0
     if args.command == "init-key":
         print(host.init_host_key(paths), end="")
+        return 0
+    if args.command == "rotate-key":
+        rotated = host.rotate_host_key(paths, operator=args.operator, reason=args.reason)
+        print(f"retired {rotated.retired}; this host now signs with {rotated.current} "
+              f"(rotation recorded in {rotated.journal}). Its public key, for auditors (the "
+              "next 'planb deploy' also copies it to the controller):")
+        print(rotated.public_pem, end="")
         return 0
     if args.command == "lock":
         _hold(paths, args.operator, args.what)

@@ -44,6 +44,7 @@ from planb.reports.keys import (
     public_pem,
 )
 from planb.reports.store import JournalStore, utc_now
+from planb.reports.trust import record_rotation
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,35 @@ def init_host_key(paths: HostPaths) -> str:
     if not keys.private.exists():
         init_keys(keys, None)
     return public_pem(load_public_key(keys.public))
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """What ``rotate-key`` did: the retired and new fingerprints, the journal, the new key."""
+
+    retired: str
+    current: str
+    journal: str
+    public_pem: str
+
+
+def rotate_host_key(paths: HostPaths, *, operator: str, reason: str) -> Rotation:
+    """A new host signing key; the old public key is kept in ``retired/`` and retired by a
+    ``key-rotation`` journal signed with the new key (the host chain still verifies from
+    the new key alone). The next deploy exports the new public key to the controller."""
+    if not operator.strip() or not reason.strip():
+        raise UsageError("give --operator NAME and --reason TEXT: they go to the audit log")
+    keys = KeyPaths(paths.config_dir)
+    old = load_public_key(keys.public)
+    with lock.held(paths.lock, operator, "break-glass rotate-key"):
+        current = init_keys(keys, None, force=True)
+        signer = load_signer(keys)
+        journal = record_rotation(JournalStore(paths.journals, signer), old, by=operator)
+        audit = _audit(paths, signer)
+        audit.append(AuditEntry(at=utc_now(), who=operator, why=reason, event="rotate-key",
+                                result="completed", detail=f"{fingerprint(old)} retired, "
+                                f"{current} signs from {journal.path.name} on"))
+    return Rotation(fingerprint(old), current, journal.path.name, public_pem(signer.public_key))
 
 
 def host_name() -> str:

@@ -159,3 +159,21 @@ def test_exit_codes_and_messages(paths: HostPaths, capsys: pytest.CaptureFixture
     assert main(["status", "--json"], paths) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["mode"] == "active" and status["journals"] == 1 and status["lock"] is None
+
+
+def test_rotate_key_retires_the_old_key_on_record(paths: HostPaths,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    host.activate(paths, operator="a", reason="r")
+    old = load_public_key(paths.public_key)
+    env = {"SSH_ORIGINAL_COMMAND": "rotate-key --operator a --reason 'yearly rotation'"}
+    assert main(arguments([], env), paths) == 0
+    assert "retired " + host.fingerprint(old) in capsys.readouterr().out
+    new = load_public_key(paths.public_key)
+    assert host.fingerprint(new) != host.fingerprint(old)
+    host.deactivate(paths, operator="a", reason="r")
+    verdict = verify_directory(paths.journals, [new])  # the new key alone: chain verifies
+    assert verdict.ok and len(verdict.journals) == 3, verdict.failure
+    assert [c.signed_by for c in verdict.journals][0] == host.fingerprint(old)
+    assert not verify_directory(paths.journals, [old]).ok
+    audit = verify_audit(paths.state_dir, {host.fingerprint(new): new}, path=paths.audit_log)
+    assert audit.ok, audit.problem
