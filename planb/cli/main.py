@@ -77,6 +77,7 @@ class PlanbGroup(TyperGroup):
             report_error(exc)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
+            statewatch.interrupted()
             err_console.print("interrupted", highlight=False)
             raise typer.Exit(EXIT_INTERRUPTED) from None
 

@@ -6,7 +6,7 @@ activation still wrote audit lines). ``deploy`` always pushes: a host it just bu
 no copy yet. ``lab`` (hosts come and go) and ``controller`` (pushes by itself) are left
 out, and nothing happens where no host key was ever recorded or with
 ``PLANB_STATE_COPY=off``. A push that fails prints a warning; the command's own result
-stands.
+stands. After Ctrl-C nothing is pushed (the user wants the command to stop).
 """
 
 from __future__ import annotations
@@ -23,6 +23,13 @@ log = logging.getLogger(__name__)
 
 SKIPPED = frozenset({"lab", "controller", "init"})
 ALWAYS = frozenset({"deploy"})
+_interrupted = False
+
+
+def interrupted() -> None:
+    """Ctrl-C stopped the command: do not make the user wait for a push."""
+    global _interrupted
+    _interrupted = True
 
 
 def watch(ctx: typer.Context) -> None:
@@ -46,10 +53,20 @@ def watch(ctx: typer.Context) -> None:
 def _after(site: SiteConfig, before: object, *, force: bool) -> None:
     from planb.statecopy.push import changed, push
 
+    if _interrupted:
+        if changed(site, before):  # type: ignore[arg-type]
+            err_console.print("note: interrupted: the copy of the controller's state was "
+                              "not pushed ('planb controller push' does it)",
+                              highlight=False)
+        return
     try:
         if not force and not changed(site, before):  # type: ignore[arg-type]
             return
         results = push(site)
+    except KeyboardInterrupt:
+        err_console.print("note: push of the copy interrupted ('planb controller push' "
+                          "does it)", highlight=False)
+        return
     except Exception as exc:  # noqa: BLE001 - the command's own result stands
         log.debug("push failed", exc_info=True)
         err_console.print(f"[yellow]warning:[/] the copy of the controller's state was not "
