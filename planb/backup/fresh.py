@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 #: The backup role's timer drop-in while the fallback is active (schedule.yml).
 ACTIVE_DROPIN = "/etc/systemd/system/planb-backup.timer.d/planb-active.conf"
+#: Made by the dump hook the first time the host holds data (until then it makes no
+#: archive: an empty fallback never pushes one in front of the real ones).
+HELD_DATA = "/var/lib/planb/backup/held-data"
 #: Slack on top of the interval: the timer counts from the end of the last backup (its
 #: duration), fires within AccuracySec, and an archive is listed once it is done.
 MARGIN_MIN_SECONDS = 600
@@ -38,6 +41,7 @@ State = Literal["ok", "late", "failed", "unreachable", "none"]
 PROBE = (
     f"systemctl show -p Result -p ActiveState {SERVICE}; "
     f"if [ -e {ACTIVE_DROPIN} ]; then echo timer=active; else echo timer=standby; fi; "
+    f"if [ -e {HELD_DATA} ]; then echo held=yes; else echo held=no; fi; "
     "echo now=$(date +%s); echo offset=$(date +%:z); "
     f"if [ ! -x {BORG} ]; then echo borg_rc=127; exit 0; fi; "
     f'e=$(mktemp); j=$({BORG} list --json --last 1 2>"$e"); rc=$?; echo borg_rc=$rc; '
@@ -165,6 +169,8 @@ def assess(host: str, output: str, *, site: SiteConfig, state: FailoverState,
     if mode == "active" and values.get("timer") != "active":
         problems.append("the backup timer is on the standby interval while the fallback "
                         "is active (run 'planb failover activate' again or 'planb deploy')")
+    if not newest_name and not failed and values.get("held") == "no":
+        return result("ok", "no archive: this host holds no data yet (nothing to back up)")
     if not newest_name:
         detail = "; ".join(["no archive yet: run 'planb backup now'", *problems])
         return result("failed" if failed else "none", detail)

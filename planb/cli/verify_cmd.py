@@ -71,7 +71,8 @@ def verify(
              "matrix.probe check is skipped.")] = None,
 ) -> None:
     """Check that the deployed fallback works: packages, services, ports, TLS, file modes,
-    LDAP, the Matrix API through nginx, and two probe accounts exchanging a message.
+    LDAP, the Matrix API through nginx, two probe accounts exchanging a message, and,
+    with backup.enabled, that each fallback host's backups are on time (backup.fresh).
 
     Exit 0 when every check passes (or is skipped), 1 when one fails or cannot run.
     """

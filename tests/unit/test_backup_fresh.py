@@ -34,14 +34,14 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SiteConfig:
 
 
 def answer(age_s: float | None = 60, *, result: str = "success", timer: str = "standby",
-           rc: int = 0, err: str = "") -> str:
+           rc: int = 0, err: str = "", held: str = "yes") -> str:
     """The probe's output for a newest archive ``age_s`` old (None: no archive)."""
     from datetime import UTC, datetime
     archives = [] if age_s is None else [{
         "name": "fallback-20270115T075900Z", "id": "ab",
         "start": datetime.fromtimestamp(NOW - age_s, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")}]
-    lines = [f"Result={result}", "ActiveState=inactive", f"timer={timer}", f"now={NOW}",
-             "offset=+00:00", f"borg_rc={rc}"]
+    lines = [f"Result={result}", "ActiveState=inactive", f"timer={timer}", f"held={held}",
+             f"now={NOW}", "offset=+00:00", f"borg_rc={rc}"]
     lines += [f"borg_err={line}" for line in err.splitlines()]
     lines.append("borg_json=" + (json.dumps({"archives": archives}) if rc == 0 else ""))
     return "\n".join(lines) + "\n"
@@ -108,6 +108,8 @@ def test_an_unreachable_backup_host_is_named(site: SiteConfig) -> None:
 
 def test_no_archive_and_no_backup_role(site: SiteConfig) -> None:
     assert assess("fallback", answer(None), site=site, state=STANDBY).state == "none"
+    empty = assess("fallback", answer(None, held="no"), site=site, state=STANDBY)
+    assert empty.ok and "holds no data yet" in empty.detail, empty
     missing = assess("fallback", answer(rc=127), site=site, state=STANDBY)
     assert missing.state == "failed" and "planb deploy" in missing.detail
     with pytest.raises(BackupError, match="unexpected answer from fallback"):
