@@ -3,8 +3,12 @@ delivery latency, and a login storm next to a plain concurrent login loop.
 
     cd <lab site> && /work/main/.venv/bin/python /work/main/bench/drill.py [--storm 200]
 
-- each scenario (default: the four shipped ones) runs as ``planb drill run`` would,
-  with its signed journal;
+- each scenario (default: the five shipped ones) runs as ``planb drill run`` would,
+  with its signed journal; ``controller-lost`` (activation through planb-breakglass on
+  the fallback host, with the break-glass key from ``--breakglass-key`` or
+  ``$PLANB_BREAKGLASS_KEY``) is then compared with the ordinary activation from the
+  controller (``primary-outage``: the same fault) of the same run: both RTOs, the
+  difference and the ratio;
 - announcement latency: LISTENERS agents (default 100) log in and long-poll /sync;
   then planb.messaging's ``announce`` posts a message; each agent's delay from the
   post to seeing it (p50, p95). Prints "not available yet" without planb.messaging;
@@ -32,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import time
 import uuid
@@ -40,6 +45,7 @@ from pathlib import Path
 from nio import AsyncClient, LoginResponse, SyncResponse
 
 from planb.actions import sampling
+from planb.actions.breakglass import KEY_ENV
 from planb.cli.wiring import default_registry, site_store
 from planb.config import SiteConfig, find_config_path, load_config
 from planb.drills.collectors import site_collectors
@@ -53,7 +59,10 @@ from planb.verify.announcement_probe import client_for
 from planb.verify.connections import HostConnections
 from planb.verify.probes import close_client, fallback_address
 
-SCENARIOS = ("primary-outage", "primary-stopped", "messaging-crash", "directory-crash")
+SCENARIOS = ("primary-outage", "primary-stopped", "messaging-crash", "directory-crash",
+             "controller-lost")
+#: The break-glass drill and the ordinary activation it is compared with (same fault).
+BREAKGLASS_DRILL, ORDINARY_DRILL = "controller-lost", "primary-outage"
 #: The exit status when a drill missed its RTO objective (or did not pass): a drill's
 #: DEVIATED status, so a scheduled benchmark shows red.
 EXIT_RTO_MISSED = 4
@@ -99,7 +108,24 @@ def run_drills(site: SiteConfig, names: list[str]) -> list[str]:
         for finding in result.findings:
             print(f"    {finding}")
         results.append((name, result))
+    compare_activations(dict(results))
     return rto_misses(results)
+
+
+def compare_activations(results: dict[str, DrillResult]) -> None:
+    """The break-glass activation's RTO next to the controller's, when both ran."""
+    glass, ordinary = results.get(BREAKGLASS_DRILL), results.get(ORDINARY_DRILL)
+    if glass is None or ordinary is None:
+        return
+    if glass.rto_seconds is None or ordinary.rto_seconds is None:
+        print(f"break-glass vs controller activation: not comparable ({BREAKGLASS_DRILL} "
+              f"{glass.outcome}, {ORDINARY_DRILL} {ordinary.outcome})")
+        return
+    difference = glass.rto_seconds - ordinary.rto_seconds
+    print(f"activation RTO: break-glass on the host ({BREAKGLASS_DRILL}) "
+          f"{glass.rto_seconds:.1f} s, from the controller ({ORDINARY_DRILL}) "
+          f"{ordinary.rto_seconds:.1f} s: {difference:+.1f} s, "
+          f"{glass.rto_seconds / ordinary.rto_seconds:.2f}x", flush=True)
 
 
 async def _login(client: AsyncClient, password: str) -> tuple[bool, float, str]:
@@ -257,7 +283,10 @@ def line(name: str, wall: float, latencies: list[float], errors: list[str]) -> f
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path)
-    parser.add_argument("--scenario", action="append", help="(repeatable; default: all 4)")
+    parser.add_argument("--scenario", action="append", help="(repeatable; default: all 5)")
+    parser.add_argument("--breakglass-key", type=Path,
+                        help="the break-glass private key controller-lost uses (default: "
+                             "$PLANB_BREAKGLASS_KEY)")
     parser.add_argument("--skip-drills", action="store_true")
     parser.add_argument("--drills-only", action="store_true",
                         help="stop after the drills (no latency or login storm)")
@@ -270,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("nio").setLevel(logging.ERROR)
     site = load_config(find_config_path(args.config))
+    if args.breakglass_key:
+        os.environ[KEY_ENV] = str(args.breakglass_key.resolve())
     misses = [] if args.skip_drills else run_drills(site, args.scenario or list(SCENARIOS))
     if args.drills_only:
         return _verdict(misses)

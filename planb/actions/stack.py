@@ -28,6 +28,7 @@ import ldap3
 from ldap3.core.exceptions import LDAPException
 
 from planb.actions import sampling
+from planb.actions.breakglass import breakglass_hosts, breakglass_key, host_state
 from planb.actions.failover_steps import ChecksArgs
 from planb.actions.heal import Healer
 from planb.actions.pages import page_probes, see_pages
@@ -60,6 +61,10 @@ class ProbeArgs:
     pages: bool = True
     #: auto: lab agents when they can be used, else the probe accounts (see sampling).
     source: Literal["auto", "lab-agents", "probe-accounts"] = "auto"
+    #: Where the mode and incident the pages and announcement must show come from: the
+    #: controller's record, or the fallback host itself through planb-breakglass (a
+    #: break-glass activation leaves the controller's record untouched).
+    mode_from: Literal["controller", "breakglass"] = "controller"
 
     def __post_init__(self) -> None:
         if self.sample < 2:
@@ -183,9 +188,10 @@ def probes_run(ctx: ActionContext, args: ProbeArgs) -> ActionResult:
     # side by side (the verify round, and so the RTO, is as long as the slowest).
     groups = rings(sample.accounts)
     timeout = max(5.0, ctx.remaining() - 2)
+    mode, incident_id = _expected(ctx, args)
     with ThreadPoolExecutor(max_workers=len(groups) + 2) as pool:
-        seen_job = pool.submit(_announcement, ctx, sample, names) if args.announcement else None
-        mode = StateFile(ctx.site.state_dir).load().mode
+        seen_job = (pool.submit(_announcement, ctx, sample, names, mode, incident_id)
+                    if args.announcement else None)
         pages_job = (pool.submit(see_pages, ctx.site, mode, wait_seconds=0)
                      if args.pages else None)
         ring_jobs = [pool.submit(run_probes, ctx.site, [(a.login, a.password) for a in g],
@@ -226,22 +232,34 @@ def probes_run(ctx: ActionContext, args: ProbeArgs) -> ActionResult:
     return ActionResult(not failed, "\n".join(lines), tuple(probes))
 
 
-def _announcement(ctx: ActionContext, sample: sampling.Sample,
-                  names: dict[str, str]) -> tuple[str, list[ProbeResult]]:
+def _expected(ctx: ActionContext, args: ProbeArgs) -> tuple[str, str | None]:
+    """The mode and incident id the fallback should show: the controller's record, or
+    what planb-breakglass on the (first) fallback messaging host says."""
+    if args.mode_from == "controller":
+        state = StateFile(ctx.site.state_dir).load()
+        return state.mode, state.incident_id
+    hosts = breakglass_hosts(ctx.site)
+    if not hosts:
+        raise PlanbError("mode_from: breakglass needs a fallback messaging host")
+    said = host_state(ctx.site, hosts[0], breakglass_key(), timeout=min(30, ctx.remaining()))
+    return said.mode, said.incident_id
+
+
+def _announcement(ctx: ActionContext, sample: sampling.Sample, names: dict[str, str],
+                  mode: str, incident_id: str | None) -> tuple[str, list[ProbeResult]]:
     """The announcement sub-check: each sampled agent sees this incident's announcement."""
     if sample.source != "lab-agents":
         return ("announcement: not checked - probe accounts are not agents, so they are not "
                 "in the announcement room"), []
-    state = StateFile(ctx.site.state_dir).load()
-    if state.mode != "active" or not state.incident_id:
+    if mode != "active" or not incident_id:
         return "announcement: not checked - the fallback is not active", []
     room = ANNOUNCEMENT_ROOM
     seen = check_announcement(ctx.site, [(a.login, a.password) for a in sample.accounts],
-                              state.incident_id, room=room,
+                              incident_id, room=room,
                               timeout=max(5.0, ctx.remaining() - 2))
     probes = [ProbeResult("matrix.announcement", s.ok, s.seconds, s.detail, names[s.login])
               for s in seen]
-    return (f"announcement of incident {state.incident_id}: seen by "
+    return (f"announcement of incident {incident_id}: seen by "
             f"{sum(s.ok for s in seen)}/{len(seen)} sampled agents in #{room}"), probes
 
 

@@ -10,8 +10,10 @@ freeze/unfreeze, the agents' instructions and ``fallback.switch``
 only), ``deploy.run``, ``backup.now`` and ``backup.restore``
 (:mod:`planb.actions.backup_steps`), ``traffic.start`` / ``traffic.wait`` /
 ``traffic.stop`` (:mod:`planb.actions.traffic`),
-and ``failover.activate`` / ``failover.deactivate``, which run the real failover
-machine (:class:`planb.failover.machine.Failover`) inside a drill.
+``breakglass.*`` (the fallback host's own switch over SSH, :mod:`planb.actions.breakglass`),
+``controller.restore`` (:mod:`planb.actions.controller`), and ``failover.activate`` /
+``failover.deactivate``, which run the real failover machine
+(:class:`planb.failover.machine.Failover`) inside a drill.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from dataclasses import dataclass
 
 from planb.actions.announce import register_announce_action
 from planb.actions.backup_steps import register_backup_actions
+from planb.actions.breakglass import register_breakglass_actions
+from planb.actions.controller import register_controller_actions
 from planb.actions.failover_steps import SwitchArgs, register_failover_actions
 from planb.actions.lab import register_lab_actions
 from planb.actions.lab_rebuild import register_rebuild_actions
@@ -53,6 +57,8 @@ def default_registry(site: SiteConfig, store: JournalStore) -> ActionRegistry:
     register_stack_actions(registry)
     register_pages_action(registry)
     register_announce_action(registry)
+    register_breakglass_actions(registry)
+    register_controller_actions(registry)
     _register_drill_failover(registry, site, store)
     return registry
 

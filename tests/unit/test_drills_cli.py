@@ -47,7 +47,7 @@ def test_drill_run_needs_a_key_and_a_known_scenario(init_site: Path) -> None:
     assert nokey.exit_code == 2 and "planb keys init" in nokey.output
     assert runner.invoke(app, ["keys", "init"]).exit_code == 0
     unknown = runner.invoke(app, ["drill", "run", "--scenario", "flood"])
-    assert unknown.exit_code == 2 and "known: directory-crash" in unknown.output
+    assert unknown.exit_code == 2 and "known: controller-lost, directory-crash" in unknown.output
     help_text = runner.invoke(app, ["drill", "run", "--help"]).output
     assert "4 DEVIATED" in help_text and "130" in help_text
 
