@@ -36,16 +36,19 @@ COPY_KEY = PurePosixPath("keys/copy.key")
 #: The copy key wrapped by the crisis cell's passphrase (copied: useless without it).
 WRAPPED_KEY = PurePosixPath("keys/copy-key.json")
 #: State-dir entries never copied: Ansible's run artifacts, the copy key, and a lab's
-#: machines (their disks are gigabytes, and a lab is stood up again, not restored);
-#: folders under drills/ are a drill's scratch (a controller rebuilt there, for one).
-_STATE_SKIP = {"runs", "lab", str(COPY_KEY)}
-_STATE_SKIP_UNDER = ("drills/",)
+#: machines (lab/hosts/..., their disks are gigabytes; lab.json says which machines
+#: this controller runs: a rebuilt one must not think it owns them). Folders under
+#: drills/ are a drill's scratch (a controller rebuilt there, for one). The lab's own
+#: small files (its SSH key, which the lab inventory names; the primary's passwords)
+#: are kept, as secrets.
+_STATE_SKIP = {"runs", "lab/lab.json", str(COPY_KEY)}
+_STATE_SKIP_UNDER = ("drills/", "lab/")
 #: A file larger than this is left out of the copy (the copy is pushed after every
 #: command; the lab's generated agents and bench data are large and rebuilt anyway).
 MAX_FILE_BYTES = 8 * 2**20
 #: The copy stops growing past this (the newest journals are never the ones dropped:
 #: journals, audit log, keys and configuration come first).
-MAX_TOTAL_BYTES = 64 * 2**20
+MAX_TOTAL_BYTES = 32 * 2**20
 _PUBLIC_STATE = (
     re.compile(r"^journals/(hosts/[^/]+/)?(head\.json|\d{6,}-[a-z0-9-]+-[0-9a-f]{8}\.(json|sig))$"),
     re.compile(r"^journals/hosts/[^/]+/(failover/)?(audit\.log|audit-head\.json)$"),
@@ -144,8 +147,10 @@ def site_entries(site: SiteConfig) -> list[Entry]:
         except OSError:
             continue
         if size > MAX_FILE_BYTES or total + size > MAX_TOTAL_BYTES:
-            log.info("%s (%d bytes) left out of the copy of the controller's state: over "
-                     "its size limits", entry.path, size)
+            log.warning("%s (%.1f MiB) left out of the copy of the controller's state: "
+                        "over %s", entry.path, size / 2**20,
+                        f"{MAX_FILE_BYTES // 2**20} MiB a file" if size > MAX_FILE_BYTES
+                        else f"{MAX_TOTAL_BYTES // 2**20} MiB in all")
             continue
         total += size
         chosen.append(entry)

@@ -82,19 +82,25 @@ def test_secrets_are_classified_and_runs_left_out(site_dir: Path) -> None:
     assert not any(n.startswith("state/runs/") for n in entries)
 
 
-def test_large_files_stay_out_of_the_copy(site_dir: Path) -> None:
+def test_large_files_and_the_lab_machines_stay_out_of_the_copy(site_dir: Path) -> None:
     """Generated data (gigabytes on a bench) must not be read into memory at each push;
     the lab's machines (their disks) are never in it."""
     big = _state(site_dir) / "snapshots"
     big.mkdir()
     (big / "agents.json").write_bytes(b"x" * (9 * 2**20))
     (big / "small.json").write_text("{}")
-    (_state(site_dir) / "lab").mkdir()
-    (_state(site_dir) / "lab" / "id_ed25519").write_text("a lab key")
-    names = {e.name for e in site_entries(load_config(site_dir / "planb.yml"))}
+    lab = _state(site_dir) / "lab"
+    (lab / "hosts" / "fallback" / "rootfs").mkdir(parents=True)
+    (lab / "hosts" / "fallback" / "rootfs" / "disk").write_text("a machine's disk")
+    (lab / "id_ed25519").write_text("the lab's SSH key")
+    (lab / "lab.json").write_text("{}")
+    entries = {e.name: e for e in site_entries(load_config(site_dir / "planb.yml"))}
+    names = set(entries)
     assert "state/snapshots/small.json" in names
     assert "state/snapshots/agents.json" not in names
-    assert "state/lab/id_ed25519" not in names
+    assert entries["state/lab/id_ed25519"].secret  # the lab inventory names it
+    assert not any(n.startswith("state/lab/hosts/") for n in names)
+    assert "state/lab/lab.json" not in names
     assert "state/journals/head.json" in names
 
 
