@@ -9,7 +9,9 @@ ssh configuration or agent, so that nothing but the break-glass key can get in).
 
 On the host the key may only run ``planb-breakglass`` (``restrict,command=`` in root's
 authorized_keys), which reads the words after the address from ``SSH_ORIGINAL_COMMAND``:
-``status --json``, ``activate --operator NAME --reason TEXT``, ``deactivate ...``.
+``status --json``, ``activate --operator NAME --reason TEXT``, ``deactivate ...`` and
+``rotate-key ...`` (a new signing key for the host's journals; the rotate-signing-key
+runbook prints it).
 
 The drill finds the private key in ``$PLANB_BREAKGLASS_KEY`` (the copy taken out of the
 safe for the drill) unless a step names it.
@@ -32,6 +34,7 @@ from planb.engine.actions import ActionContext, ActionRegistry, ActionResult
 from planb.errors import PlanbError, UsageError
 from planb.hostkeys import known_hosts_path, ssh_options
 from planb.inventory import FALLBACK_MESSAGING, InventoryHost, hosts_in
+from planb.provisioning.deploy import BREAKGLASS_PUBLIC_KEY
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +42,10 @@ log = logging.getLogger(__name__)
 BREAKGLASS_USER = "root"
 #: Where a drill (or the bench) finds the break-glass private key.
 KEY_ENV = "PLANB_BREAKGLASS_KEY"
-Verb = Literal["status", "activate", "deactivate"]
+Verb = Literal["status", "activate", "deactivate", "rotate-key"]
 #: Characters a double-quoted shell word would still interpret.
 _SHELL_ACTIVE = re.compile(r'["$`\\!]')
 _PLAIN_PATH = re.compile(r"^~?[A-Za-z0-9_./-]+$")
-#: The break-glass key's public part on the controller (deploy installs it on the hosts).
-PUBLIC_KEY = Path("keys") / "breakglass.pub"
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def breakglass_command(host: InventoryHost, verb: Verb, *, operator: str = "",
 
 def public_key_path(site: SiteConfig) -> Path:
     """Where the controller keeps the break-glass key's public part."""
-    return site.state_dir / PUBLIC_KEY
+    return site.state_dir / BREAKGLASS_PUBLIC_KEY
 
 
 def breakglass_key(explicit: str | None = None) -> Path:

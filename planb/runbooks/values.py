@@ -32,6 +32,7 @@ from planb.inventory import (
 from planb.reports.journal import HEAD_NAME, MalformedJournal
 from planb.reports.keys import KeyPaths, fingerprint, load_public_key
 from planb.reports.store import journals_dir, parse_head
+from planb.runbooks.breakglass import breakglass_values
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,8 @@ def site_values(site: SiteConfig, *, scenarios: Sequence[Mapping[str, str]] = ()
             "vault": str(site.inventory_dir / "group_vars" / "all" / "vault.yml"),
         },
         "key": key_values(state_dir),
+        # The break-glass path: the same commands the controller-lost drill runs.
+        "breakglass": breakglass_values(site, inventory, tr),
         # A shipped scenario's description is in the catalogues; a site's own stays as is.
         "scenarios": [{**s, "description": tr._(s["description"]) if s.get("description")
                        else ""} for s in scenarios],
