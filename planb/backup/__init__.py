@@ -1,4 +1,4 @@
-"""The fallback's backups (issue 13): run one now, list, verify, export the keys.
+"""The fallback's backups (issue 13): run one now, list, verify, export the keys, restore.
 
 The backups themselves are borgmatic's, on the fallback hosts (the ``backup`` role):
 planb only talks to those hosts over SSH, so they go on when planb's controller is
@@ -16,6 +16,7 @@ from planb.backup.core import (
     run_now,
     verify,
 )
+from planb.backup.restore import Restored, restore
 
-__all__ = ["Archive", "BackupError", "HostRun", "Verified", "backup_hosts", "export_keys",
-           "list_archives", "run_now", "verify"]
+__all__ = ["Archive", "BackupError", "HostRun", "Restored", "Verified", "backup_hosts",
+           "export_keys", "list_archives", "restore", "run_now", "verify"]

@@ -28,6 +28,7 @@ from planb.cli import (
 from planb.cli.context import Options, err_console, setup_logging
 from planb.cli.drill_cmd import app as drill_app
 from planb.cli.failover_cmd import app as failover_app
+from planb.cli.restore_cmd import app as restore_app
 from planb.cli.runbook_cmd import app as runbook_app
 from planb.cli.sync_cmd import app as sync_app
 from planb.cli.verify_cmd import app as verify_app
@@ -144,6 +145,7 @@ app.add_typer(verify_app)
 app.add_typer(drill_app, name="drill")
 app.add_typer(failover_app, name="failover")
 app.add_typer(backup_cmd.app, name="backup")
+app.add_typer(restore_app)
 app.add_typer(controller_cmd.app, name="controller")
 app.add_typer(runbook_app, name="runbook")
 
