@@ -38,12 +38,12 @@ def destroy_host(ctx: ActionContext, args: HostArgs) -> ActionResult:
     """Kill the host(s) at once and remove their disks; mark the loss time."""
     lab = _lab(ctx)
     lines = []
-    lost: float | None = None
+    # The loss is the moment the first host is killed (SIGKILL comes first; removing
+    # its disk after may take a while): the RPO counts up to it.
+    lost = marks.mark(ctx.run_id, marks.HOST_LOST)
     for host in _hosts(lab, args.host):
         started = time.monotonic()
         was_running = lab.destroy_host(host.name)
-        if lost is None:  # the first host's death is the loss (the RPO counts up to it)
-            lost = marks.mark(ctx.run_id, marks.HOST_LOST)
         lines.append(f"{host.name} ({host.address}): "
                      + ("killed" if was_running else "was not running")
                      + f", disk removed in {time.monotonic() - started:.1f} s "
