@@ -30,6 +30,9 @@ REMOTE_COPY = f"{REMOTE_DIR}/{COPY_NAME}"
 AUTO_ENV = "PLANB_STATE_COPY"
 
 Picture = tuple[tuple[str, int, int], ...]
+#: The inventory as last read, by what its files were then: reading it runs
+#: ansible-inventory (1.6 s), and the CLI pushes after every command that changes state.
+_hosts_cache: dict[tuple[object, ...], list[InventoryHost]] = {}
 
 
 @dataclass(frozen=True)
@@ -48,11 +51,23 @@ class Pushed:
                 "bytes": self.size, "encrypted": self.encrypted, "error": self.error}
 
 
+def _inventory_hosts(site: SiteConfig) -> list[InventoryHost]:
+    """The site's hosts, read again only when a file of the inventory changed."""
+    files = sorted(p for p in site.inventory_dir.rglob("*") if p.is_file()) \
+        if site.inventory_dir.is_dir() else []
+    key = (str(site.inventory_dir), str(known_hosts_path(site)),
+           tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files))
+    if key not in _hosts_cache:
+        _hosts_cache.clear()
+        _hosts_cache[key] = load_hosts(site)
+    return _hosts_cache[key]
+
+
 def copy_targets(site: SiteConfig, hosts: list[InventoryHost] | None = None
                  ) -> list[InventoryHost]:
     """The hosts that keep a copy: fallback messaging hosts, then backup hosts (when
     backups are on: only then is the backup host part of the site)."""
-    inventory = load_hosts(site) if hosts is None else hosts
+    inventory = _inventory_hosts(site) if hosts is None else hosts
     chosen = [h for h in inventory if FALLBACK_MESSAGING in h.groups]
     if site.backup.enabled:
         chosen += [h for h in inventory if BACKUP in h.groups and h not in chosen]
