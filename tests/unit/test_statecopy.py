@@ -252,3 +252,20 @@ def test_a_change_is_seen_by_the_picture(site_dir: Path) -> None:
     signer: Signer = load_signer(KeyPaths.for_state_dir(site.state_dir), PassphraseSource())
     JournalStore.for_state_dir(site.state_dir, signer, anchor=_nothing).append("drill", {})
     assert changed(site, before)
+
+
+def test_the_backup_host_keeps_a_copy_only_when_backups_are_on(site_dir: Path) -> None:
+    import dataclasses
+
+    from planb.config import BackupConfig
+    from planb.inventory import InventoryHost
+    from planb.statecopy.push import copy_targets
+
+    hosts = [InventoryHost("fallback1", "192.0.2.10", ("fallback_directory",
+                                                       "fallback_messaging")),
+             InventoryHost("proxy1", "192.0.2.11", ("fallback_proxy",)),
+             InventoryHost("backup1", "192.0.2.12", ("backup",))]
+    site = load_config(site_dir / "planb.yml")
+    assert [h.name for h in copy_targets(site, hosts)] == ["fallback1"]
+    on = dataclasses.replace(site, backup=BackupConfig(enabled=True))
+    assert [h.name for h in copy_targets(on, hosts)] == ["fallback1", "backup1"]
