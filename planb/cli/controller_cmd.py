@@ -18,8 +18,9 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Keep the controller's state off the controller, and rebuild a controller from it.\n\n"
     "After every planb command that changes the state (journals, audit log, keys' public "
-    "parts, planb.yml, inventory), planb pushes a copy to each fallback messaging host and "
-    "each backup host (/var/lib/planb/controller-copy/copy.tar, root only). Secrets "
+    "parts, planb.yml, inventory), planb pushes a copy to each fallback messaging host and, "
+    "with backups on, each backup host (/var/lib/planb/controller-copy/copy.tar, root "
+    "only); not after Ctrl-C, nor for 'planb lab'. Secrets "
     "(signing key, vault, enrolment key, CA key, tokens...) go only encrypted, under a "
     "copy key wrapped by the crisis cell's passphrase: set it once with 'planb controller "
     "passphrase'; until then the copy holds the public part only. "
