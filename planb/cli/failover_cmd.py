@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.markup import escape
@@ -192,7 +193,7 @@ def activate(
                               "as not available", highlight=False)
         _confirm(f"Activate the fallback of site {site.site} for agents now?", yes)
     with _spinner("activating the fallback…", standby and not json_out), \
-            _host_locks(site, "planb failover activate", standby):
+            _host_locks(site, failover, "activate", reason, standby):
         done = failover.activate(reason, force=force, public_message=public_message)
     if json_out:
         print_json(_transition_json(done))
@@ -225,7 +226,7 @@ def deactivate(
     if active:
         _confirm(f"Put the fallback of site {site.site} back in standby (agents lose it)?", yes)
     with _spinner("deactivating the fallback…", active and not json_out), \
-            _host_locks(site, "planb failover deactivate", active):
+            _host_locks(site, failover, "deactivate", reason, active):
         done = failover.deactivate(reason)
     if json_out:
         print_json(_transition_json(done))
@@ -239,17 +240,31 @@ def deactivate(
             console.print(f"journal: {done.journal.path}", highlight=False)
 
 
-def _host_locks(site: SiteConfig, what: str, switching: bool
-                ) -> contextlib.AbstractContextManager[Any]:
+@contextlib.contextmanager
+def _host_locks(site: SiteConfig, failover: Failover, event: Literal["activate", "deactivate"],
+                reason: str, switching: bool) -> Iterator[None]:
     """The messaging hosts' failover lock, held over SSH for the switch (so the host's
     break-glass command refuses meanwhile, naming who switches); nothing to lock when
-    nothing will change."""
+    nothing will change. A lock held on a host refuses the switch, on the audit log."""
     from planb.breakglass.remote import host_locks
     from planb.engine.records import resolve_operator
+    from planb.mode import AuditEntry
+    from planb.reports.store import utc_now
 
     if not switching:
-        return contextlib.nullcontext()
-    return host_locks(site, operator=f"{resolve_operator(None)} (planb controller)", what=what)
+        yield
+        return
+    operator = resolve_operator(None)
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(host_locks(site, operator=f"{operator} (planb controller)",
+                                           what=f"planb failover {event}"))
+        except UsageError as refused:
+            failover.audit.append(AuditEntry(at=utc_now(), who=operator, why=reason,
+                                             event=event, result="refused",
+                                             detail=refused.message[:500]))
+            raise
+        yield
 
 
 def _spinner(text: str, shown: bool) -> contextlib.AbstractContextManager[Any]:

@@ -24,7 +24,7 @@ from planb.hostkeys import known_hosts_path, ssh_options
 from planb.inventory import FALLBACK_MESSAGING, hosts_in
 from planb.messaging.admin_api import quote
 from planb.messaging.sync_target import target_for
-from planb.mode import StateFile
+from planb.mode import AuditLog, StateFile
 from planb.provisioning.deploy import run_deploy
 from planb.reports.keys import load_public_key
 from planb.reports.store import JournalStore
@@ -192,3 +192,6 @@ def test_the_controller_is_refused_while_the_host_lock_is_held(
     assert host_mode(session) == "standby"
     status = json.loads(session.lab.run_on(HOST, [COMMAND, "status", "--json"]).stdout)
     assert status["lock"] is None
+    last = AuditLog(session.site.state_dir).entries()[-1]
+    assert (last.event, last.result) == ("activate", "refused")
+    assert "held by Agnès (cellule de crise)" in last.detail
