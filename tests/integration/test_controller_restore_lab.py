@@ -111,10 +111,12 @@ def _verify_copy_check(lab: LabSession) -> dict[str, object]:
 
 
 def _fresh_planb(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """planb as on a fresh machine: its own PLANB_HOME, no site, no vault password."""
+    """planb as on a fresh machine: its own PLANB_HOME, no site, no vault password; it
+    pushes no copy of its own (it is a test's throw-away controller)."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("PLANB_CONFIG", "ANSIBLE_VAULT_PASSWORD_FILE", "PLANB_KEY_PASSPHRASE")}
     env["PLANB_HOME"] = str(tmp / "fresh-home")
+    env["PLANB_STATE_COPY"] = "off"
     return subprocess.run([sys.executable, "-m", "planb.cli.main", *args], cwd=tmp, env=env,
                           capture_output=True, text=True, timeout=600, check=False)
 
@@ -274,3 +276,11 @@ def test_a_fresh_machine_rebuilds_the_controller(lab: LabSession, passphrase_fil
     assert report["ok"] and report["audit_log"]["ok"]
     assert [h["host"] for h in report["hosts"] if h["ok"]] == [HOST]
     assert str(site.base_dir) not in (into / "inventories" / site.site / "hosts.yml").read_text()
+    # The rebuilt controller reaches the hosts with what the copy gave it (the lab's key,
+    # moved to the new folder) and fetches their break-glass records itself.
+    status = _fresh_planb(tmp_path, "--config", str(into / "planb.yml"), "failover",
+                          "status", "--json")
+    assert status.returncode == 0, status.stdout + status.stderr
+    hosts = json.loads(status.stdout)["hosts"]
+    assert [(h["host"], h["fetched"], h["chain_ok"]) for h in hosts] == [(HOST, True, True)], \
+        hosts
