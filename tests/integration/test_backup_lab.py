@@ -58,13 +58,37 @@ def test_backup_host_only_runs_borg_serve(backup_lab: LabSession) -> None:
     keys = on(backup_lab, "backup", "cat /var/lib/planb-backup/.ssh/authorized_keys")
     lines = [line for line in keys.stdout.splitlines() if line.strip()]
     assert len(lines) == 1, keys.stdout
-    assert lines[0].startswith('restrict,command="borg serve --restrict-to-path '
+    assert lines[0].startswith('restrict,command="borg serve --append-only --restrict-to-path '
                                '/var/lib/planb-backup/repos/fallback" ssh-ed25519 '), lines
     shell = on(backup_lab, "fallback",
                "ssh -i /root/.ssh/planb_backup_ed25519 -o BatchMode=yes "
                "-o UserKnownHostsFile=/etc/borgmatic/known_hosts "
                f"borg@{backup_lab.topology.host('backup').address} cat /etc/passwd")
     assert "root:" not in shell.stdout, "the fallback's key opened a shell on the backup host"
+
+
+def test_the_fallbacks_key_cannot_erase_its_backups(backup_lab: LabSession) -> None:
+    """Append-only: the repository deleted with the fallback's own key (what an intruder
+    on the fallback holds) is refused, and its archives are all still there (the
+    repository is copied aside first and put back after, whatever happens)."""
+    before = [a["name"] for a in archives(backup_lab)]
+    assert before or lab_state.planb_cli(backup_lab, "backup", "now")[0] == 0
+    before = [a["name"] for a in archives(backup_lab)]
+    repo = "/var/lib/planb-backup/repos/fallback"
+    saved = on(backup_lab, "backup", f"rm -rf /var/tmp/repo.saved && cp -a {repo} "
+                                     "/var/tmp/repo.saved")
+    assert saved.returncode == 0, saved.stderr
+    try:
+        erase = on(backup_lab, "fallback", "BORG_DELETE_I_KNOW_WHAT_I_AM_DOING=YES "
+                   "planb-borg delete --force 2>&1")
+        after = [a["name"] for a in archives(backup_lab)]
+    finally:
+        # Put back only if it was destroyed: an older copy is a rollback borg refuses.
+        put_back = on(backup_lab, "backup", f"if [ ! -e {repo}/config ]; then rm -rf {repo} "
+                      f"&& mv /var/tmp/repo.saved {repo}; fi; rm -rf /var/tmp/repo.saved")
+    assert put_back.returncode == 0, put_back.stderr
+    assert erase.returncode != 0 and "append-only" in erase.stdout, erase.stdout
+    assert after == before, (before, after)
 
 
 def test_backup_now_then_list(backup_lab: LabSession) -> None:
@@ -216,15 +240,29 @@ def test_export_key(backup_lab: LabSession, tmp_path: Path) -> None:
 
 
 def test_no_secret_in_logs(backup_lab: LabSession) -> None:
-    """Neither the passphrase nor the database password is in the backup journal, the
-    deploys' artifacts or 'planb backup list'."""
-    journal = on(backup_lab, "fallback", "journalctl -u planb-backup --no-pager -o cat")
-    code, listed = lab_state.planb_cli(backup_lab, "backup", "list")
-    assert code == 0, listed
-    artifacts = "".join(p.read_text(errors="replace")
-                        for p in (backup_lab.site.state_dir / "runs").rglob("*")
-                        if p.is_file() and p.suffix in ("", ".json", ".txt", ".log"))
-    for secret in secrets(backup_lab):
-        assert secret not in journal.stdout
-        assert secret not in listed
-        assert secret not in artifacts
+    """Neither the passphrase, the database password nor the repository key is in the
+    fallback's or the backup host's whole journal, the deploys' artifacts, planb's
+    signed journals and reports, or what 'backup list', 'verify' and 'failover
+    status' print."""
+    journal = "".join(on(backup_lab, host, "journalctl --no-pager -o cat", timeout=300).stdout
+                      for host in ("fallback", "backup"))
+    assert "planb-backup" in journal, "no backup in the journal: nothing was checked"
+    printed = ""
+    for command in (("backup", "list"), ("verify", "--only", "backup"),
+                    ("failover", "status", "--json")):
+        code, out = lab_state.planb_cli(backup_lab, *command)
+        printed += out
+    # The state dir, but not lab/ (the lab hosts' own disks) nor keys/.
+    top = backup_lab.site.state_dir
+    state = "".join(p.read_text(errors="replace") for p in top.rglob("*")
+                    if p.is_file() and p.suffix in ("", ".json", ".jsonl", ".txt", ".log",
+                                                    ".md", ".html")
+                    and p.relative_to(top).parts[0] not in ("lab", "keys")
+                    and p.stat().st_size < 50_000_000)
+    key = on(backup_lab, "fallback", "planb-borg key export").stdout.splitlines()
+    assert key and key[0].startswith("BORG_KEY "), key[:1]
+    for secret in [*secrets(backup_lab), max(key[1:], key=len)]:
+        assert len(secret) >= 20
+        assert secret not in journal
+        assert secret not in printed
+        assert secret not in state
