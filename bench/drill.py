@@ -6,9 +6,10 @@ delivery latency, and a login storm next to a plain concurrent login loop.
 - each scenario (default: the five shipped ones) runs as ``planb drill run`` would,
   with its signed journal; ``controller-lost`` (activation through planb-breakglass on
   the fallback host, with the break-glass key from ``--breakglass-key`` or
-  ``$PLANB_BREAKGLASS_KEY``) is then compared with the ordinary activation from the
-  controller (``primary-outage``: the same fault) of the same run: both RTOs, the
-  difference and the ratio;
+  ``$PLANB_BREAKGLASS_KEY``; the controller it rebuilds needs the crisis cell's
+  passphrase file in ``$PLANB_CONTROLLER_PASSPHRASE_FILE``) is then compared with the
+  ordinary activation from the controller (``primary-outage``: the same fault) of the
+  same run: both RTOs, the difference and the ratio;
 - announcement latency: LISTENERS agents (default 100) log in and long-poll /sync;
   then planb.messaging's ``announce`` posts a message; each agent's delay from the
   post to seeing it (p50, p95). Prints "not available yet" without planb.messaging;
