@@ -56,6 +56,7 @@ from planb.failover.machine import Failover
 from planb.inventory import FALLBACK_MESSAGING, first_host
 from planb.lab.agents import agent_password
 from planb.messaging.sync_target import ANNOUNCEMENT_ROOM
+from planb.statecopy.push import push as push_copy
 from planb.verify.announcement_probe import client_for
 from planb.verify.connections import HostConnections
 from planb.verify.probes import close_client, fallback_address
@@ -101,6 +102,13 @@ def run_drills(site: SiteConfig, names: list[str]) -> list[str]:
     print(f"{'scenario':<18} {'outcome':<10} {'RTO s':>7} {'objective':>9} {'drill s':>8}")
     for name in names:
         scenario = load_scenario(name, site.state_dir, registry)
+        if name == BREAKGLASS_DRILL:
+            # 'planb drill run' pushes the state's copy after each drill (the CLI does,
+            # planb.cli.statewatch); these drills ran as a library: push it here, or the
+            # controller rebuilt from the copy is rightly found behind this one.
+            for pushed in push_copy(site):
+                if not pushed.ok:
+                    print(f"    copy not pushed to {pushed.host}: {pushed.error}")
         result = DrillRunner(site, registry, store, operator="bench",
                              collectors=site_collectors()).run(scenario)
         rto = "-" if result.rto_seconds is None else f"{result.rto_seconds:.1f}"
