@@ -155,13 +155,11 @@ def restore(ctx: ActionContext, args: RestoreArgs) -> ActionResult:
         rebuilt = load_config(config)
         report = _report(verified)
         lines.append(_summary(report))
-        problems = _compare(site.state_dir, rebuilt.state_dir)
-        host_journals = [j for h in report.get("hosts") or [] if h.get("ok")
-                         for j in h.get("journals") or []
-                         if j.get("signature") == "valid" and j.get("chain") == "ok"]
-        lines.append(f"host-signed journals fetched and verified: {len(host_journals)}")
-        if len(host_journals) < args.min_host_journals:
-            problems.append(f"{len(host_journals)} host-signed journals verified on the "
+        problems = compare(site.state_dir, rebuilt.state_dir)
+        host_journals = verified_host_journals(report)
+        lines.append(f"host-signed journals fetched and verified: {host_journals}")
+        if host_journals < args.min_host_journals:
+            problems.append(f"{host_journals} host-signed journals verified on the "
                             f"rebuilt controller, at least {args.min_host_journals} expected")
         lines += [f"problem: {p}" for p in problems]
         return ActionResult(not problems, "\n".join(lines))
@@ -179,6 +177,14 @@ def _report(verified: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def verified_host_journals(report: dict[str, Any]) -> int:
+    """How many host-signed journals ``report verify --json`` found valid and chained,
+    in host chains that verify as a whole."""
+    return sum(1 for h in report.get("hosts") or [] if h.get("ok")
+               for j in h.get("journals") or []
+               if j.get("signature") == "valid" and j.get("chain") == "ok")
+
+
 def _summary(report: dict[str, Any]) -> str:
     """One line from ``report verify --json``."""
     audit = report.get("audit_log") or {}
@@ -190,7 +196,7 @@ def _summary(report: dict[str, Any]) -> str:
                                 else "") + f"; host chains: {hosts}")
 
 
-def _compare(here: Path, rebuilt: Path) -> list[str]:
+def compare(here: Path, rebuilt: Path) -> list[str]:
     """What differs between this controller's record and the rebuilt one's."""
     problems = []
     mine, theirs = _head(here), _head(rebuilt)

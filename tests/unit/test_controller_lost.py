@@ -5,6 +5,7 @@ uses only the break-glass path to switch (the lab test runs it for real)."""
 from __future__ import annotations
 
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,12 +15,15 @@ from planb.actions.breakglass import (
     breakglass_command,
     breakglass_key,
 )
+from planb.actions.controller import compare, verified_host_journals
 from planb.actions.stack import ProbeArgs
 from planb.cli.wiring import default_registry, site_store
 from planb.config import load_config
 from planb.drills.scenario import load_scenario
 from planb.errors import UsageError
 from planb.inventory import InventoryHost
+from planb.reports.keys import KeyPaths, init_keys, load_signer
+from planb.reports.store import JournalStore
 from tests.unit.test_runbooks_render import lab_site, render_cli  # noqa: F401
 
 HOST = InventoryHost("fallback", "10.77.9.11", ("fallback_messaging",))
@@ -88,3 +92,30 @@ def test_the_scenario_switches_only_through_break_glass(lab_site: Path) -> None:
     assert probes.args == ProbeArgs(sample=20, mode_from="breakglass")
     assert actions["steady_state_after"][-1] == "controller.restore"
     assert not registry.missing(scenario.actions)
+
+
+def test_the_rebuilt_controller_must_match_this_one(tmp_path: Path) -> None:
+    here, rebuilt = tmp_path / "here", tmp_path / "rebuilt"
+    keys = KeyPaths.for_state_dir(here)
+    init_keys(keys, None)
+    store = JournalStore.for_state_dir(here, load_signer(keys))
+    store.append("drill", {"n": 1})
+    (here / "failover").mkdir()
+    (here / "failover" / "audit.log").write_text('{"a": 1}\n')
+    shutil.copytree(here, rebuilt)
+    assert compare(here, rebuilt) == []
+    store.append("drill", {"n": 2})  # written after the copy was pushed
+    (rebuilt / "failover" / "audit.log").write_text("")
+    problems = compare(here, rebuilt)
+    assert len(problems) == 2, problems
+    assert "behind" in problems[0] and "audit log" in problems[1]
+
+
+def test_only_valid_chained_journals_of_verified_host_chains_count() -> None:
+    good = {"signature": "valid", "chain": "ok"}
+    report = {"hosts": [{"host": "a", "ok": True, "journals": [good, good]},
+                        {"host": "b", "ok": False, "journals": [good]},
+                        {"host": "c", "ok": True, "journals": [
+                            {"signature": "altered", "chain": "ok"}]}]}
+    assert verified_host_journals(report) == 2
+    assert verified_host_journals({}) == 0
