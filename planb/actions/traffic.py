@@ -301,9 +301,10 @@ def rpo_lines(sends: list[Sent], present: set[int], lost_at: float,
     """What the step output says about the loss."""
     figures = measures(sends, present, lost_at, backup_at, True)
     after = [s for s in sends if s.ok and s.at >= lost_at]
+    last = (f"last one present {figures['rpo_seconds']} s before the loss"
+            if figures["rpo_seconds"] is not None else "none of them is there")
     lines = [f"before the loss: {figures['sent_before_loss']} acknowledged, "
-             f"{figures['rpo_messages']} missing after the restore; last one present "
-             f"{figures['rpo_seconds']} s before the loss",
+             f"{figures['rpo_messages']} missing after the restore; {last}",
              "sent before the backup started and missing: "
              + (str(figures["lost_before_backup"]) if backup_at is not None
                 else "not known (no backup.now in this run)")]

@@ -58,6 +58,8 @@ def test_nothing_read_back_gives_no_rpo_seconds() -> None:
     figures = measures(sends((1, 9_950, True)), set(), LOST_AT, BACKUP_AT, False)
     assert figures["rpo_seconds"] is None and figures["rpo_messages"] == 1
     assert figures["sessions_kept"] is False
+    assert "1 missing after the restore; none of them is there" in rpo_lines(
+        sends((1, 9_950, True)), set(), LOST_AT, BACKUP_AT)[0]
 
 
 # -- the scenario ------------------------------------------------------------------------
