@@ -154,12 +154,13 @@ def run(
     json_out: Annotated[bool, typer.Option(
         "--json", help="No live view; print the result as JSON at the end.")] = False,
 ) -> None:
-    """Run a drill: steady state, fault, activate, verify until it passes, restore, steady
-    state after.
+    """Run a drill: steady state, prepare (when the scenario sets the scene, e.g.
+    fallback-lost), fault, activate, verify until it passes, restore, steady state after.
 
     Restore always runs, also after a failure or Ctrl-C. The signed journal (steps,
-    probes, RTO against the objective, versions and the fallback's footprint) is written
-    in every case; check it with 'planb report verify'.
+    probes, RTO against the objective, the RPO when the scenario measures one, versions
+    and the fallback's footprint) is written in every case; check it with 'planb report
+    verify'.
     """
     from planb.cli.wiring import default_registry, site_store  # heavy: loaded on use
     from planb.drills.collectors import site_collectors
