@@ -35,11 +35,9 @@ def restore_cmd(
     """Restore the fallback from its backups onto a freshly deployed host, then run
     'planb verify'.
 
-    \b
     After losing the fallback host, on a new one with the same name and address:
-      planb hosts trust --replace HOST  # the new SSH host key
-      planb deploy                      # the new, empty fallback
-      planb restore                     # its newest archive, then verify
+    'planb hosts trust --replace HOST' (its new SSH host key), 'planb deploy' (a new,
+    empty fallback), then 'planb restore' (its newest archive with data, then verify).
 
     On each fallback host the archive is first extracted and checked in a staging
     folder (Synapse's dump restored into a fresh database, the directory loaded into
