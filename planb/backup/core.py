@@ -25,6 +25,8 @@ SERVICE = "planb-backup.service"
 BORG = "/usr/local/sbin/planb-borg"
 VERIFY = "/usr/local/sbin/planb-backup-verify"
 VERIFIED_DIR = "/var/lib/planb/backup/verified"
+#: The dump hook writes it when it skipped the backup: the host never held data.
+SKIPPED = "/var/lib/planb/backup/skipped"
 #: Journal lines shown when a backup fails (borgmatic's own error is in the last ones).
 FAILURE_LINES = 12
 
@@ -39,6 +41,9 @@ class HostRun:
 
     host: str
     seconds: float
+    #: The host holds no data and never did: its dump hook skipped the backup (no
+    #: archive), so an empty one never comes before the real ones.
+    skipped: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,12 +118,15 @@ def run_now(site: SiteConfig, *, timeout: float = 3600) -> list[HostRun]:
         started = time.monotonic()
         since = f"@{int(time.time()) - 1}"
         # The timer's unit: a backup already running is joined, not doubled.
-        code, _, err = _ssh(host, f"systemctl start {SERVICE}", timeout=timeout,
-                            what=f"backup of {host.name}")
+        code, out, err = _ssh(host, f"systemctl start {SERVICE} && "
+                              f"{{ cat {SKIPPED} 2>/dev/null; true; }}", timeout=timeout,
+                              what=f"backup of {host.name}")
         seconds = time.monotonic() - started
         if code == 0:
-            log.info("backup of %s done in %.1f s", host.name, seconds)
-            runs.append(HostRun(host.name, seconds))
+            skipped = bool(out.strip())
+            log.info("backup of %s %s in %.1f s", host.name,
+                     "skipped (no data yet)" if skipped else "done", seconds)
+            runs.append(HostRun(host.name, seconds, skipped))
             continue
         _, journal, _ = _ssh(host, f"journalctl -u {SERVICE} --since {since} -o cat "
                              f"--no-pager -n {FAILURE_LINES}", timeout=60, check=False,

@@ -42,10 +42,16 @@ def now(ctx: typer.Context, json_output: JsonOption = False) -> None:
     with err_console.status("backing up the fallback…"):
         runs = run_now(site)
     if json_output:
-        print_json([{"host": r.host, "seconds": round(r.seconds, 1)} for r in runs])
+        print_json([{"host": r.host, "seconds": round(r.seconds, 1), "skipped": r.skipped}
+                    for r in runs])
         return
     for r in runs:
-        console.print(f"backed up {escape(r.host)} in {r.seconds:.1f} s", highlight=False)
+        if r.skipped:
+            console.print(f"{escape(r.host)} holds no data yet and never did: no archive "
+                          "made (a restore or its first synced agents start its backups)",
+                          highlight=False)
+        else:
+            console.print(f"backed up {escape(r.host)} in {r.seconds:.1f} s", highlight=False)
 
 
 @app.command("list")

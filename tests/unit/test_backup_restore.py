@@ -57,7 +57,8 @@ def _dump_hook(tmp_path: Path, counts: str) -> tuple[subprocess.CompletedProcess
     marker = tmp_path / "held-data"
     script = render("planb-backup-dump.j2", ["fallback_messaging"],
                     backup_counts_script=str(fake), backup_dump_dir=str(tmp_path / "dumps"),
-                    backup_held_data_marker=str(marker))
+                    backup_held_data_marker=str(marker),
+                    backup_skipped_marker=str(tmp_path / "skipped"))
     done = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False,
                           env=os.environ | {"PATH": os.environ["PATH"]})
     return done, marker
@@ -71,9 +72,12 @@ def test_a_host_that_never_held_data_soft_fails_its_backup(tmp_path: Path) -> No
     assert done.returncode == 75, done
     assert "holds no data yet" in done.stderr
     assert not (tmp_path / "dumps" / "counts").exists()
+    # What 'planb backup now' reads to say "no archive made" rather than "backed up".
+    assert (tmp_path / "skipped").read_text().strip() == empty
     done, _ = _dump_hook(tmp_path, "users=4 rooms=2 events=30 agents=0")
     assert done.returncode == 0, done.stderr
     assert marker.exists()
+    assert not (tmp_path / "skipped").exists()
     assert (tmp_path / "dumps" / "counts").read_text().startswith("users=4 ")
     done, _ = _dump_hook(tmp_path, empty)
     assert done.returncode == 0, done.stderr
