@@ -185,8 +185,11 @@ def test_ctrl_c_cancels_the_run_cleanly(tmp_path: Path) -> None:
                          run_dir=Path({str(tmp_path / 'run')!r}), on_event=show)
         print("status", r.status, flush=True)
         """)
+    # A Ctrl-C as at a terminal, even when the tests run as a background job (which
+    # starts with SIGINT ignored, and a child inherits that).
     child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
-                             env=os.environ.copy())
+                             env=os.environ.copy(),
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "waiting"

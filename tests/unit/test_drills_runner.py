@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -264,6 +265,16 @@ def test_ctrl_c_restores_and_journals_interrupted(site: SiteConfig, world: World
     assert verified(site) == 1
 
 
+@pytest.fixture
+def terminal_sigint() -> Iterator[None]:
+    """Ctrl-C as at a terminal (Python's own handler), even when the tests run as a
+    background job, which starts with SIGINT ignored; the old disposition put back."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("terminal_sigint")
 def test_real_sigint_during_verify_restores_and_a_second_one_is_ignored(
         site: SiteConfig, world: World) -> None:
     world.sigint |= {"t.probe", "t.repair"}
