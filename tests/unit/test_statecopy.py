@@ -23,6 +23,7 @@ from planb.statecopy.content import site_entries
 from planb.statecopy.crypto import PassphraseRefused, set_passphrase
 from planb.statecopy.push import changed, state_picture
 from planb.statecopy.restore import restore_bytes
+from tests.unit.statecopy_env import isolate_cli
 
 runner = CliRunner()
 PASSPHRASE = b"correct horse battery staple"
@@ -35,13 +36,8 @@ def _nothing(*_: object, **__: object) -> bool:
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PLANB_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("PLANB_CONFIG", raising=False)
-    monkeypatch.delenv("PLANB_KEY_PASSPHRASE", raising=False)
-    monkeypatch.setenv("PLANB_STATE_COPY", "off")
-    monkeypatch.setenv("COLUMNS", "200")
+    isolate_cli(tmp_path, monkeypatch)
     monkeypatch.setattr(crypto, "SCRYPT_N", 2**12)  # fast; one test uses the real cost
-    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from planb.mode import AuditEntry, AuditLog
 from planb.reports.keys import Signer, public_pem
 from planb.reports.store import JournalStore
 from planb.statecopy.hostjournals import host_journals_root, host_key_path, merge, verify_hosts
+from tests.unit.statecopy_env import isolate_cli
 
 runner = CliRunner()
 HOST = "fallback1"
@@ -25,12 +26,7 @@ def _nothing(*_: object, **__: object) -> bool:
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PLANB_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("PLANB_CONFIG", raising=False)
-    monkeypatch.delenv("PLANB_KEY_PASSPHRASE", raising=False)
-    monkeypatch.setenv("PLANB_STATE_COPY", "off")
-    monkeypatch.setenv("COLUMNS", "200")
-    monkeypatch.chdir(tmp_path)
+    isolate_cli(tmp_path, monkeypatch)
 
 
 def _host_files(tmp: Path, signer: Signer, count: int = 2) -> dict[str, bytes]:
