@@ -98,6 +98,11 @@ def backup_hosts(site: SiteConfig, hosts: list[InventoryHost] | None = None,
     return found
 
 
+def last_error(err: str, code: int) -> str:
+    """The last line a failed command wrote to stderr, else its exit code."""
+    return (err.strip().splitlines() or [f"exit {code}"])[-1]
+
+
 def _ssh(host: InventoryHost, command: str, *, timeout: float, check: bool = True,
          what: str) -> tuple[int, str, str]:
     target = host.ssh
@@ -164,7 +169,7 @@ def list_archives(site: SiteConfig, *, timeout: float = 300) -> list[Archive]:
         command = f"{BORG} info --json --glob-archives '*' && date +%:z"
         code, out, err = _ssh(host, command, timeout=timeout, what=f"archives of {host.name}")
         if code != 0:
-            last = (err.strip().splitlines() or [f"exit {code}"])[-1]
+            last = last_error(err, code)
             raise BackupError(f"cannot list the archives of {host.name}: {last}",
                               hint="is the backup host up, and was 'planb deploy' run "
                                    "with backup.enabled?")
@@ -213,7 +218,7 @@ def export_keys(site: SiteConfig, out_dir: Path, *, paper: bool = False,
         code, out, err = _ssh(host, f"{BORG} key export{flag}", timeout=timeout,
                               what=f"key export of {host.name}")
         if code != 0 or not out.strip():
-            last = (err.strip().splitlines() or [f"exit {code}"])[-1]
+            last = last_error(err, code)
             raise BackupError(f"cannot export the repository key of {host.name}: {last}")
         # The file is exactly borg's export, so 'borg key import' reads it back.
         path = out_dir / f"{host.name}.borg-key{'.txt' if paper else ''}"
@@ -253,7 +258,7 @@ def verify(site: SiteConfig, archive: str | None = None, *, timeout: float = 180
         code, out, err = _ssh(host, f"{VERIFY} {shlex.quote(name)}", timeout=timeout,
                               what=f"verify of {name}")
         if code != 0:
-            last = (err.strip().splitlines() or [f"exit {code}"])[-1]
+            last = last_error(err, code)
             raise BackupError(f"archive {name} of {host.name} failed verification: {last}",
                               hint="the archive may be damaged: take a new backup "
                                    "('planb backup now') and verify it")

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from planb.backup.core import BORG, BackupError, _ssh, backup_hosts
+from planb.backup.core import BORG, BackupError, _ssh, backup_hosts, last_error
 from planb.config import SiteConfig
 from planb.inventory import InventoryHost
 
@@ -76,7 +76,7 @@ def _archives(host: InventoryHost, timeout: float) -> list[str]:
     code, out, err = _ssh(host, f"{BORG} list --short", timeout=timeout,
                           what=f"archives of {host.name}")
     if code != 0:
-        last = (err.strip().splitlines() or [f"exit {code}"])[-1]
+        last = last_error(err, code)
         raise BackupError(f"cannot list the archives of {host.name}: {last}",
                           hint="is the backup host up, and was 'planb deploy' run "
                                "with backup.enabled?")
@@ -121,7 +121,7 @@ def host_counts(host: InventoryHost, timeout: float = 120) -> dict[str, int]:
     code, out, err = _ssh(host, COUNTS, timeout=timeout, what=f"counts on {host.name}")
     counts = parse_counts(out)
     if code != 0 or not counts:
-        last = (err.strip().splitlines() or [f"exit {code}"])[-1]
+        last = last_error(err, code)
         raise BackupError(f"cannot tell what {host.name} holds: {last}",
                           hint="run 'planb deploy' (it installs planb-backup-counts)")
     return counts
@@ -188,7 +188,7 @@ def restore(site: SiteConfig, *, archive: str | None = None, previous: bool = Fa
         started = time.monotonic()
         command = f"{RESTORE}{' --force' if force else ''} {shlex.quote(name)}"
         code, lines, err = _stream(host, command, progress, timeout)
-        last = (err.strip().splitlines() or [f"exit {code}"])[-1]
+        last = last_error(err, code)
         if code == HOLDS_DATA:
             raise BackupError(f"refusing to restore {name} over {host.name}: {last}",
                               hint="add --force to replace what it holds")
