@@ -46,11 +46,42 @@ class MatrixConfig:
                 raise ValueError(f"{name} {getattr(self, name)!r} is not a valid DNS name")
 
 
+#: Synapse's worker presets (issue 14): ``none`` is one process, the monolith;
+#: ``activation`` adds the workers sized for activation day (docs/capacity.md).
+SYNAPSE_WORKER_PRESETS = ("none", "activation")
+
+
+@dataclass(frozen=True)
+class SynapseConfig:
+    """How the fallback homeserver runs: one process, or a named preset of workers."""
+
+    workers: Literal["none", "activation"] = "none"
+
+
+@dataclass(frozen=True)
+class StandbyConfig:
+    """The hot-standby fallback host (inventory group ``fallback_standby``)."""
+
+    #: The address agents reach the fallback on, held by keepalived (VRRP) on whichever
+    #: host serves, moved by ``planb failover promote``; none: no virtual address.
+    service_address: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.service_address is not None:
+            try:
+                ipaddress.IPv4Address(self.service_address)
+            except ValueError:
+                raise ValueError(f"service_address {self.service_address!r} is not an "
+                                 "IPv4 address") from None
+
+
 @dataclass(frozen=True)
 class FallbackConfig:
-    """The fallback directory."""
+    """The fallback directory, homeserver processes and standby host."""
 
     ldap_suffix: str = "dc=planb,dc=lab"
+    synapse: SynapseConfig = field(default_factory=SynapseConfig)
+    standby: StandbyConfig = field(default_factory=StandbyConfig)
 
 
 @dataclass(frozen=True)
@@ -232,6 +263,8 @@ class LabConfig:
     bridge: str = "planb0"
     agents: int = 9000
     split: bool = False
+    #: A hot-standby fallback host (``standby``, group fallback_standby): ``lab up --ha``.
+    ha: bool = False
 
     def __post_init__(self) -> None:
         try:

@@ -27,6 +27,21 @@ def _describe(report: pytest.TestReport | pytest.CollectReport) -> str:
     return f"{report.nodeid}: skipped ({reason})"
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> object:
+    """Tests marked ``runs_last`` go after all others, kept in the order they were given.
+
+    A wrapper registered after pytest-randomly's (conftest plugins come after installed
+    ones), so it is outside it: this runs once the random shuffle is done. Such a test
+    changes its lab for good (the fallback-host-down drill powers the fallback off).
+    """
+    result = yield
+    last = [item for item in items if item.get_closest_marker("runs_last")]
+    if last:
+        items[:] = [item for item in items if not item.get_closest_marker("runs_last")] + last
+    return result
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.skipped:  # skips and xfails alike, at setup or in the call
         _NOT_RUN.append(_describe(report))
