@@ -19,7 +19,8 @@ from planb.errors import ConfigError, PlanbError
 def test_repo_lists_are_valid_and_pin_synapse() -> None:
     inputs = read_inputs(DEBS_FILE, REQUIREMENTS_FILE)
     assert "postgresql" in inputs.debs
-    assert any(line.startswith("matrix-synapse[postgres]==") for line in
+    assert "redis-server" in inputs.debs  # Synapse workers' replication bus
+    assert any(line.startswith("matrix-synapse[postgres,redis]==") for line in
                inputs.requirements.splitlines())
     assert any(line.startswith("matrix-synapse-ldap3==") for line in
                inputs.requirements.splitlines())
