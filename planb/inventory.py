@@ -30,6 +30,7 @@ import yaml
 from planb.commands import run_command
 from planb.config import SiteConfig
 from planb.errors import ConfigError, PlanbError
+from planb.files import write_atomic
 from planb.hostkeys import (
     KeyTarget,
     TrustResult,
@@ -50,6 +51,18 @@ FALLBACK_PROXY = "fallback_proxy"
 FALLBACK_GROUPS = (FALLBACK_DIRECTORY, FALLBACK_MESSAGING, FALLBACK_PROXY)
 #: The hosts that keep the fallback's backups (borg repositories reached over SSH).
 BACKUP = "backup"
+#: The hot-standby fallback hosts: PostgreSQL and slapd replicas of the fallback, its
+#: files in step, Synapse installed but stopped until ``planb failover promote``.
+FALLBACK_STANDBY = "fallback_standby"
+#: After ``planb failover promote`` (:mod:`planb.ha.promote`), the inventory file
+#: :data:`PROMOTION_FILE` it writes puts the lost fallback host in ``fallback_lost`` and
+#: the standby that took over in ``fallback_promoted`` and the lost host's fallback
+#: groups. planb reads a lost host as in none of those groups (:func:`parse_inventory`),
+#: its playbooks leave it out (:func:`playbook_limit`), and the promoted host is no
+#: longer a standby.
+FALLBACK_LOST = "fallback_lost"
+FALLBACK_PROMOTED = "fallback_promoted"
+PROMOTION_FILE = "planb-promotion.yml"
 
 VAULT_FILE = Path("group_vars") / "all" / "vault.yml"
 VAULT_HEADER = "$ANSIBLE_VAULT"
@@ -163,9 +176,49 @@ def parse_inventory(data: Mapping[str, Any], known_hosts: Path | None = None
         kept = {k: v for k, v in hostvars[name].items() if not _SECRET.search(k)}
         hosts.append(InventoryHost(
             name=name, address=str(kept.get("ansible_host", name)),
-            groups=tuple(sorted(g for g in groups if name in members[g])), hostvars=kept,
-            known_hosts=str(known_hosts) if known_hosts else None))
+            groups=_promoted_groups(sorted(g for g in groups if name in members[g])),
+            hostvars=kept, known_hosts=str(known_hosts) if known_hosts else None))
     return hosts
+
+
+def _promoted_groups(groups: list[str]) -> tuple[str, ...]:
+    """A host's groups as planb reads them after a promotion: a lost host is in no
+    fallback group, a promoted one is no longer a standby."""
+    if FALLBACK_LOST in groups:
+        return tuple(g for g in groups if g == FALLBACK_LOST
+                     or not (g == "fallback" or g.startswith("fallback_")))
+    if FALLBACK_PROMOTED in groups:
+        return tuple(g for g in groups if g != FALLBACK_STANDBY)
+    return tuple(groups)
+
+
+def playbook_limit(site: SiteConfig, limit: str | None = None) -> str | None:
+    """``limit`` for a playbook run, leaving out the hosts a promotion recorded as lost
+    (group ``fallback_lost`` of :data:`PROMOTION_FILE`); unchanged when there is none."""
+    if not (site.inventory_dir / PROMOTION_FILE).is_file():
+        return limit
+    return f"{limit or 'all'}:!{FALLBACK_LOST}"
+
+
+def record_promotion(site: SiteConfig, lost: InventoryHost, promoted: InventoryHost, *,
+                     at: str, why: str) -> Path:
+    """Write :data:`PROMOTION_FILE` in the site's inventory: ``promoted`` takes the
+    fallback groups of ``lost``, which goes to ``fallback_lost``. Returns its path."""
+    groups = [g for g in lost.groups if g.startswith("fallback_") and g not in (
+        FALLBACK_LOST, FALLBACK_PROMOTED, FALLBACK_STANDBY)]
+    children: dict[str, Any] = {FALLBACK_LOST: {"hosts": {lost.name: None}},
+                                FALLBACK_PROMOTED: {"hosts": {promoted.name: None}}}
+    children |= {g: {"hosts": {promoted.name: None}} for g in groups}
+    why = " ".join(why.split())[:200]
+    text = (f"# Written by 'planb failover promote' at {at} ({why}; its journal: kind\n"
+            "# promotion):\n"
+            f"# {promoted.name} serves in place of {lost.name}, which planb and its\n"
+            "# playbooks now leave out. When a host is stood up again as the standby,\n"
+            "# put it in the inventory as such and remove this file.\n"
+            + yaml.safe_dump({"all": {"children": children}}, sort_keys=True))
+    path = check_inventory(site) / PROMOTION_FILE
+    write_atomic(path, text.encode("utf-8"), 0o644)
+    return path
 
 
 def check_inventory(site: SiteConfig) -> Path:

@@ -39,6 +39,8 @@ SECRET_NAMES = (
     "turn_shared_secret",
     "probe_password",
     "backup_passphrase",
+    "postgresql_replication_password",
+    "ldap_replication_password",
 )
 
 
@@ -80,6 +82,8 @@ class SiteSpec:
     ssh_key: str | None = None
     generate_secrets: bool = False
     lab: dict[str, object] = field(default_factory=dict)
+    #: fallback.standby.service_address (a site with a hot standby), else None.
+    standby_service_address: str | None = None
 
 
 def _render(name: str, **context: object) -> str:

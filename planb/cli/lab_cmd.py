@@ -21,7 +21,8 @@ app = typer.Typer(
     help=(
         "The lab: real Debian 12 hosts (systemd as PID 1) on a private bridge, reached by "
         "Ansible over SSH exactly like production servers. Hosts: 'primary' (the main "
-        "system's directory) and 'fallback'; --split adds 'directory' and 'messaging'. "
+        "system's directory) and 'fallback'; --split adds 'directory' and 'messaging', --ha "
+        "a hot standby 'standby'. "
         "Needs root, systemd-nspawn (systemd-container) and debootstrap. The hosts have no "
         "route to the internet."
     ),
@@ -49,6 +50,11 @@ def up(
                      help="Put the directory and messaging on their own hosts (default: "
                      "lab.split in planb.yml, else one fallback host)."),
     ] = None,
+    ha: Annotated[bool, typer.Option(
+        "--ha", help="Add a hot-standby fallback host, 'standby' (group fallback_standby, "
+        ".12), with the service address .30 of the subnet: written as lab.ha and "
+        "fallback.standby.service_address into a new lab's planb.yml. Single fallback "
+        "host only (not with --split).")] = False,
     json_output: Annotated[bool, typer.Option(
         "--json", help="Print the result as JSON (progress still goes to stderr).")] = False,
 ) -> None:
@@ -64,13 +70,20 @@ def up(
     shown = err_console if json_output else console
     path = _lab_config_path(ctx)
     created = not path.exists()
+    if ha and split:
+        raise UsageError("--ha adds a standby to a single fallback host: not with --split")
     if created:
-        lab = LabConfig(split=bool(split))
-        topology = build_topology(lab.subnet, lab.bridge, split=lab.split)
+        lab = LabConfig(split=bool(split), ha=ha)
+        topology = build_topology(lab.subnet, lab.bridge, split=lab.split, ha=lab.ha)
         key = (path.parent / ".planb" / "lab" / "id_ed25519").resolve()
         write_lab_site(path.parent, topology, key, lab)
         shown.print(f"created lab site {path}", highlight=False)
     site = load_config(path)
+    if ha and not (site.lab is not None and site.lab.ha):
+        raise UsageError(f"{path} has no 'lab: ha: true': this lab was made without a "
+                         "standby", hint="set lab.ha: true and fallback.standby."
+                         "service_address in planb.yml after 'planb lab down', or make a "
+                         "new lab site with 'planb lab up --ha' in an empty folder")
     lab_obj = Lab(site)
     with shown.status("starting the lab…") as status:
         topology = lab_obj.up(split=split, progress=lambda msg: status.update(msg))

@@ -83,7 +83,7 @@ class Lab:
             return recorded
         chosen = self.config.split if split is None else split
         return build_topology(self.config.subnet, self.config.bridge, split=chosen,
-                              backup=self.site.backup.enabled)
+                              backup=self.site.backup.enabled, ha=self.config.ha)
 
     def _recorded(self) -> Topology | None:
         try:
@@ -119,7 +119,7 @@ class Lab:
             recorded = self._recorded()
             wanted = build_topology(self.config.subnet, self.config.bridge,
                                     split=self.config.split if split is None else split,
-                                    backup=self.site.backup.enabled)
+                                    backup=self.site.backup.enabled, ha=self.config.ha)
             if recorded is not None and recorded != wanted and (
                 split is not None or (recorded.bridge, recorded.subnet)
                 != (wanted.bridge, wanted.subnet)

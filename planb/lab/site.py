@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from planb.config import DEFAULT_CONFIG_NAME, LabConfig, SiteConfig
-from planb.lab.topology import BACKUP, DIRECTORY, MESSAGING, PRIMARY, PROXY, Topology
+from planb.lab.topology import (
+    BACKUP,
+    DIRECTORY,
+    MESSAGING,
+    PRIMARY,
+    PROXY,
+    STANDBY,
+    Topology,
+)
 from planb.site_init import InventoryHost, SiteSpec, write_site
 
 LAB_SITE = "lab"
@@ -37,11 +46,14 @@ def lab_spec(topology: Topology, ssh_key: Path, lab: LabConfig) -> SiteSpec:
         primary_page_size=lab_page_size(lab.agents),
         hosts=tuple(InventoryHost(h.name, h.address) for h in topology.hosts),
         groups={group: tuple(h.name for h in topology.in_group(group))
-                for group in (DIRECTORY, MESSAGING, PROXY, PRIMARY, BACKUP)},
+                for group in (DIRECTORY, MESSAGING, PROXY, PRIMARY, BACKUP, STANDBY)},
         ssh_key=str(ssh_key),
         generate_secrets=True,
         lab={"subnet": lab.subnet, "bridge": lab.bridge, "agents": lab.agents,
-             "split": lab.split},
+             "split": lab.split, "ha": lab.ha},
+        # The hot standby's service address: .30 of the lab's subnet.
+        standby_service_address=(str(ipaddress.ip_network(topology.subnet)[30])
+                                 if topology.in_group(STANDBY) else None),
     )
 
 

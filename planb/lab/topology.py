@@ -10,6 +10,7 @@ from planb.inventory import BACKUP
 from planb.inventory import FALLBACK_DIRECTORY as DIRECTORY
 from planb.inventory import FALLBACK_MESSAGING as MESSAGING
 from planb.inventory import FALLBACK_PROXY as PROXY
+from planb.inventory import FALLBACK_STANDBY as STANDBY
 
 PRIMARY = "lab_primary"
 
@@ -60,14 +61,19 @@ class Topology:
 
 
 def build_topology(subnet: str, bridge: str, *, split: bool = False,
-                   backup: bool = False) -> Topology:
+                   backup: bool = False, ha: bool = False) -> Topology:
     """``primary`` and ``fallback``; with ``split``, ``directory`` and ``messaging`` too.
 
     Split: ``directory`` runs slapd, ``messaging`` runs PostgreSQL and Synapse, and
     ``fallback`` keeps the proxy (nginx, coturn). Addresses start at .10. With
     ``backup`` (the site's ``backup.enabled``), a ``backup`` host at .20 keeps the
-    fallback's borg repositories.
+    fallback's borg repositories. With ``ha`` (``lab up --ha``), a ``standby`` host at
+    .12 (group fallback_standby) replicates the one fallback host: the hot standby is
+    for the single-host fallback layout only, so ``ha`` with ``split`` is refused.
     """
+    if split and ha:
+        raise ValueError("the lab's hot standby (ha) replicates a single fallback host: "
+                         "it cannot be combined with split")
     network = ipaddress.ip_network(subnet)
     base = network.network_address
     # Interface names have at most 15 characters: "vb-" + "p0-" + "messaging" fits.
@@ -89,6 +95,8 @@ def build_topology(subnet: str, bridge: str, *, split: bool = False,
             host("primary", 10, (PRIMARY,)),
             host("fallback", 11, (DIRECTORY, MESSAGING, PROXY)),
         )
+    if ha:
+        hosts += (host("standby", 12, (STANDBY,)),)
     if backup:
         hosts += (host("backup", 20, (BACKUP,)),)
     return Topology(subnet=str(network), bridge=bridge, hosts=hosts)

@@ -145,3 +145,6 @@ def lab_site_dir(session: LabSession) -> Path:
 # The backup lab (a second lab, with a backup host) is a session fixture too, shared by
 # the modules of issue 13; imported last, as it builds on LabSession above.
 from tests.integration.backup_lab import backup_lab  # noqa: E402, F401
+
+# The HA lab (primary, fallback and a hot standby), shared by the modules of issue 14.
+from tests.integration.ha_lab import ha_lab  # noqa: E402, F401
