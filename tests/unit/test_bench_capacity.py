@@ -1,0 +1,98 @@
+"""bench/capacity.py and its model: per-op costs by service, the rush/steady arithmetic,
+a layout that cannot carry the demand named, and the exit status."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def load(name: str) -> ModuleType:
+    sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def model() -> ModuleType:
+    return load("capacity_model")
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    return load("capacity")
+
+
+def test_workers_count_for_synapse_and_cpu_is_per_operation(bench: ModuleType) -> None:
+    phase = bench.Phase("login", 4, 1.0, cpu={
+        "fallback/synapse.service": 0.4, "fallback/synapse-worker@client1.service": 0.4,
+        "fallback/postgresql@15-main.service": 0.2, "fallback/slapd.service": 0.08,
+        "fallback/nginx.service": 0.04})
+    assert phase.per_op() == pytest.approx({"synapse": 0.2, "postgresql": 0.05,
+                                            "slapd": 0.02, "nginx": 0.01})
+
+
+def test_the_rush_spreads_each_agents_login_and_first_sync_over_the_window(
+        model: ModuleType) -> None:
+    costs = {"login": {"synapse": 0.05, "slapd": 0.01}, "initial_sync": {"synapse": 0.2}}
+    w = model.Workload(agents=900, rush_seconds=900, typos=0.0, rush_announcements=0,
+                       rush_messages_per_agent=0, long_poll_seconds=1e12)
+    demand = model.rush(costs, w)
+    assert demand.cores["synapse"] == pytest.approx((0.05 + 0.2) / model.UTILISATION)
+    assert demand.cores["slapd"] == pytest.approx(0.01 / model.UTILISATION)
+
+
+def test_a_message_costs_per_member_and_per_delivery(model: ModuleType) -> None:
+    costs = {"send": {"synapse": 0.01}, "send_per_member": {"synapse": 0.001},
+             "delivery": {"synapse": 0.002}}
+    w = model.Workload(agents=3600, messages_per_agent_hour=0, announcements_per_hour=1,
+                       long_poll_seconds=1e12)
+    # one announcement an hour to 3,600 agents: 0.01 + 3600 * (0.001 + 0.002) CPU-s
+    assert model.steady(costs, w).cores["synapse"] == pytest.approx(
+        (0.01 + 3600 * 0.003) / 3600 / model.UTILISATION)
+
+
+def test_a_layout_short_of_cores_processes_or_memory_is_named(model: ModuleType) -> None:
+    layout = model.Layout("small", cores={"synapse": 4, "slapd": 1},
+                          mib={"synapse": 1000}, synapse_processes=2)
+    demand = model.Demand(cores={"synapse": 3.0, "slapd": 0.5})
+    misses = model.layout_misses(layout, demand, {"synapse": 1200})
+    assert misses == [
+        "small: Synapse needs 3.00 cores but 2 Python process(es) use at most 2",
+        "small: synapse needs 1200 MiB, the layout gives 1000"]
+    assert model.layout_misses(layout, model.Demand(cores={"synapse": 2.0}),
+                               {"synapse": 900}) == []
+
+
+def test_department_rooms_follow_the_labs_generator(model: ModuleType) -> None:
+    assert model.department_members(2000) == pytest.approx(91.9, abs=0.1)
+
+
+def test_exit_status_names_a_missing_measurement_before_a_layout_miss(
+        bench: ModuleType) -> None:
+    assert bench.verdict([], []) == 0
+    assert bench.verdict(["login: no operation succeeded"], ["x"]) == bench.EXIT_MISSING == 2
+    assert bench.verdict([], ["9,000: synapse needs 9 cores"]) == bench.EXIT_LAYOUT == 3
+
+
+def test_the_workers_preset_is_set_in_planb_yml_keeping_its_comments() -> None:
+    workers = load("workers")
+    text = ("fallback:\n  ldap_suffix: dc=x\n  # the processes\n  synapse:\n"
+            "    # none or activation\n    workers: none\n\nprimary:\n  workers: none\n")
+    done = workers.set_preset_text(text, "activation")
+    assert done == text.replace("    workers: none", "    workers: activation", 1)
+    assert workers.set_preset_text(done, "none") == text
+    assert workers.set_preset_text("fallback:\n  ldap_suffix: dc=x\n", "activation") == (
+        "fallback:\n  synapse:\n    workers: activation\n  ldap_suffix: dc=x\n")
+    with pytest.raises(ValueError, match="unknown workers preset"):
+        workers.set_preset_text(text, "many")
