@@ -331,6 +331,13 @@ class AdminApi:
         self.request("POST", f"/_matrix/client/v3/rooms/{quote(room_id)}/kick",
                      {"user_id": uid, "reason": reason}, what=f"remove {uid} from {room_id}")
 
+    def put_state(self, room_id: str, event_type: str, content: Json,
+                  state_key: str = "") -> None:
+        """Set one state event as planb-admin (a repeat with the same content is a no-op)."""
+        self.request("PUT", f"/_matrix/client/v3/rooms/{quote(room_id)}/state/"
+                            f"{quote(event_type)}/{quote(state_key)}", content,
+                     what=f"set {event_type} in {room_id}")
+
     def send_text(self, room_id: str, body: str, *, msgtype: str = "m.text",
                   html: str | None = None) -> str:
         """Send a message as planb-admin (idempotent transaction ID); the event ID.

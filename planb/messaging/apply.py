@@ -1,7 +1,9 @@
 """Applying the Matrix sections of a sync plan through the admin API.
 
-Order: rooms to create; then users (creations, reactivations, display names,
-deactivations — independent per user, run concurrently); then room memberships
+Order: rooms to create; department rooms an older planb made invite-only opened
+(:func:`planb.messaging.rooms.open_department_room`); then users (creations,
+reactivations, display names, deactivations — independent per user, run
+concurrently); then room memberships
 (joins with the admin API, removals by kick as planb-admin); a room behind a managed
 alias that planb did not create is refused and reported, its memberships left
 alone, and the other rooms go on. The LDAP entries are
@@ -33,7 +35,13 @@ from planb.directory.fallback_apply import ApplyReport, Failure, Progress
 from planb.directory.plan import Plan
 from planb.errors import Interrupted
 from planb.messaging.admin_api import AdminApi, MatrixApiError
-from planb.messaging.rooms import NotPlanbsRoom, RoomNames, ensure_room
+from planb.messaging.rooms import (
+    NotPlanbsRoom,
+    RoomNames,
+    ensure_room,
+    open_department_room,
+    rooms_to_open,
+)
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +123,7 @@ class MatrixApplier:
         started = time.monotonic()
         try:
             rooms = self._rooms(plan, report, progress)
+            self._open_rooms(report, progress)
             self._users(plan, report, progress)
             self._members(plan, rooms, report, progress)
         except KeyboardInterrupt:
@@ -150,6 +159,17 @@ class MatrixApplier:
                 report.count("room_create")
             progress("rooms", i, len(wanted))
         return rooms
+
+    def _open_rooms(self, report: ApplyReport, progress: Progress) -> None:
+        """Department rooms made invite-only by an older planb: opened (see
+        :func:`planb.messaging.rooms.open_department_room`), once."""
+        found = rooms_to_open(self.api, self.names, self.admin_id)
+        jobs: list[Job] = [("room_open", f"{name} ({room_id})",
+                            _call(open_department_room, self.api, room_id, name))
+                           for room_id, name in sorted(found.items())]
+        if jobs:
+            log.info("Matrix: opening %d department room(s) made invite-only", len(jobs))
+        run_jobs(jobs, report, progress, "rooms opened", len(jobs), self.workers)
 
     def _users(self, plan: Plan, report: ApplyReport, progress: Progress) -> None:
         api = self.api

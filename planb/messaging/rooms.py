@@ -6,10 +6,18 @@ finds the alias taken and uses the room it points to, so a room is never duplica
 A room behind one of these aliases that planb-admin did not create (an agent took the
 alias first) is refused: no one is joined to it, and the sync reports it.
 
-- Department rooms: private (not in the room directory), invite-only, history
-  visible to members (``shared``: someone joined later reads what was said before),
-  name = department name. planb-admin (the creator, power 100) invites, joins and
-  removes; agents talk (power 0 may post) but neither invite nor kick.
+- Department rooms: not in the room directory, history visible to members
+  (``shared``: someone joined later reads what was said before), name = department
+  name, and the state event ``org.planb.department`` naming the department. Their
+  join rule is ``public`` so that Synapse's user directory counts them as public
+  rooms (one row per member, not one per *pair* of members: that table grew with
+  the square of department sizes, issue 14); planb's Synapse module
+  (``planb_guard_rooms``) refuses a join to a room holding that state event unless
+  the fallback directory puts the user in that department (the sync's admin
+  force-joins and invited users pass). planb-admin (the creator, power 100) joins
+  and removes; agents talk (power 0 may post) but neither invite, kick nor change
+  state. A department room made before (``invite``) is opened by the next sync:
+  the department event first, then the join rule (:func:`open_department_room`).
 - The announcement room: not in the room directory, read-only for agents
   (``events_default`` 50), history ``shared``, join rule ``public`` so a force-join
   is one event (an invite-only room costs an invite *and* a join per agent: the
@@ -38,6 +46,8 @@ log = logging.getLogger(__name__)
 READERS = 8
 
 ROOM_IN_USE = "M_ROOM_IN_USE"
+#: The state event naming a department room's department (planb_guard_rooms reads it).
+DEPARTMENT_EVENT = "org.planb.department"
 
 
 @dataclass(frozen=True)
@@ -61,7 +71,9 @@ def room_body(alias_localpart: str, name: str, *, announcement: bool, admin_id: 
     else:
         topic = (f"Salon du service « {name} » : ses membres suivent l'annuaire "
                  "(mis à jour chaque nuit par planb).")
-        join_rule, levels = "invite", {}
+        join_rule, levels = "public", {}
+    department = [] if announcement else [
+        {"type": DEPARTMENT_EVENT, "state_key": "", "content": {"department": name}}]
     return {
         "preset": "private_chat",
         "visibility": "private",
@@ -75,6 +87,7 @@ def room_body(alias_localpart: str, name: str, *, announcement: bool, admin_id: 
              "content": {"history_visibility": "shared"}},
             {"type": "m.room.guest_access", "state_key": "",
              "content": {"guest_access": "forbidden"}},
+            *department,
         ],
         # No "users": the creator (planb-admin) has full power by default, and room
         # version 12 refuses a creator listed there.
@@ -176,3 +189,32 @@ def ensure_room(api: AdminApi, alias_localpart: str, name: str, *, announcement:
         return room_id, False
     log.info("created room %s (%s)", api.alias_id(alias_localpart), room_id)
     return room_id, True
+
+
+def open_department_room(api: AdminApi, room_id: str, department: str) -> None:
+    """Move a department room made invite-only over to the public join rule.
+
+    The department event goes first, so an open department room always has it
+    (planb's Synapse module keeps it to its members from then on); both writes
+    are idempotent, so a run cut off between them is finished by the next."""
+    api.put_state(room_id, DEPARTMENT_EVENT, {"department": department})
+    api.put_state(room_id, "m.room.join_rules", {"join_rule": "public"})
+
+
+def rooms_to_open(api: AdminApi, names: RoomNames, admin_id: str) -> dict[str, str]:
+    """Room ID -> department of planb's department rooms still on another join rule.
+
+    Read from the admin API's room list (its ``join_rules`` and ``name``: agents
+    cannot change the name, power 0 < ``state_default``); one paged listing."""
+    suffix = f":{api.server_name}"
+    found: dict[str, str] = {}
+    for room in api.rooms():
+        alias = room.get("canonical_alias") or ""
+        local = alias[1:-len(suffix)] if alias.startswith("#") and alias.endswith(suffix) \
+            else ""
+        if room.get("creator") != admin_id or not local or local == names.announcement \
+                or not local.startswith(names.prefix):
+            continue
+        if room.get("join_rules") not in ("public", None) and room.get("name"):
+            found[str(room["room_id"])] = str(room["name"])
+    return found

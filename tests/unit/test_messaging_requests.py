@@ -9,7 +9,13 @@ from planb.directory.fallback_apply import ApplyReport, Failure
 from planb.inventory import InventoryHost
 from planb.messaging.announce import AnnounceReport
 from planb.messaging.apply import Job, interleave, run_jobs
-from planb.messaging.rooms import RoomNames, room_body
+from planb.messaging.rooms import (
+    DEPARTMENT_EVENT,
+    RoomNames,
+    open_department_room,
+    room_body,
+    rooms_to_open,
+)
 from planb.messaging.tunnel import tunnel_argv
 
 ADMIN = "@planb-admin:planb.lab"
@@ -31,14 +37,18 @@ def test_tunnel_uses_the_inventory_connection_and_forwards_only_loopback() -> No
     assert argv[-2:] == ["root@10.77.23.11", "cat >/dev/null"]
 
 
-def test_department_room_is_private_invite_only_and_unencrypted() -> None:
+def test_department_room_is_unlisted_public_join_marked_and_unencrypted() -> None:
+    """Join rule public (the user directory stores no member pairs), kept to the
+    department by planb's Synapse module, which reads the department event."""
     body = room_body("dept-finances", "Direction des Finances", announcement=False,
                      admin_id=ADMIN)
     state = {e["type"]: e["content"] for e in body["initial_state"]}
     assert body["visibility"] == "private" and body["room_alias_name"] == "dept-finances"
     assert body["name"] == "Direction des Finances"
-    assert state["m.room.join_rules"] == {"join_rule": "invite"}
+    assert state["m.room.join_rules"] == {"join_rule": "public"}
+    assert state[DEPARTMENT_EVENT] == {"department": "Direction des Finances"}
     assert state["m.room.history_visibility"] == {"history_visibility": "shared"}
+    assert state["m.room.guest_access"] == {"guest_access": "forbidden"}
     assert "m.room.encryption" not in state
     assert body["creation_content"] == {"m.federate": False}
     levels = body["power_level_content_override"]
@@ -52,6 +62,7 @@ def test_announcement_room_is_read_only_for_agents_and_one_event_per_join() -> N
     assert body["visibility"] == "private"  # not listed in the room directory
     assert state["m.room.join_rules"] == {"join_rule": "public"}
     assert body["power_level_content_override"]["events_default"] == 50
+    assert DEPARTMENT_EVENT not in state  # everyone's room: no department check
 
 
 def test_room_names_own_departments_and_the_announcement_room() -> None:
@@ -101,3 +112,41 @@ def test_announce_report_counts_what_was_missed() -> None:
     assert "1 not reached" in text
     assert AnnounceReport("annonces", event_id="$e", active_agents=3, delivered=3).ok
     assert not AnnounceReport("annonces", active_agents=0, delivered=0).ok  # never posted
+
+
+class RoomsApi:
+    """The admin API calls the room opening makes: a room list, state writes."""
+
+    server_name = "planb.lab"
+
+    def __init__(self, rooms: list[dict[str, object]]) -> None:
+        self.listed, self.puts = rooms, []  # type: list[tuple[str, str, dict[str, object]]]
+
+    def rooms(self) -> list[dict[str, object]]:
+        return self.listed
+
+    def put_state(self, room_id: str, event_type: str, content: dict[str, object]) -> None:
+        self.puts.append((room_id, event_type, content))
+
+
+def test_only_planbs_invite_only_department_rooms_are_opened() -> None:
+    def room(rid: str, alias: str | None, rule: str, creator: str = ADMIN,
+             name: str = "Finances") -> dict[str, object]:
+        return {"room_id": rid, "canonical_alias": alias, "join_rules": rule,
+                "creator": creator, "name": name}
+
+    api = RoomsApi([
+        room("!old", "#dept-finances:planb.lab", "invite"),
+        room("!open", "#dept-rh:planb.lab", "public", name="RH"),
+        room("!ann", "#annonces:planb.lab", "invite", name="Annonces"),
+        room("!agent", "#dept-x:planb.lab", "invite", creator="@eve:planb.lab"),
+        room("!dm", None, "invite"),
+        room("!other", "#dept-y:elsewhere", "invite"),
+        room("!cafe", "#cafe:planb.lab", "invite"),
+    ])
+    found = rooms_to_open(api, RoomNames("dept-", "annonces"), ADMIN)  # type: ignore[arg-type]
+    assert found == {"!old": "Finances"}
+    open_department_room(api, "!old", "Finances")  # type: ignore[arg-type]
+    # the department event first: an open department room always has it
+    assert api.puts == [("!old", DEPARTMENT_EVENT, {"department": "Finances"}),
+                        ("!old", "m.room.join_rules", {"join_rule": "public"})]

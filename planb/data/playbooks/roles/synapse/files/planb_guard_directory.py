@@ -25,7 +25,8 @@ logger = logging.getLogger("planb_ldap_guard")
 
 #: planb's permanent leaver lock (the sync writes it); any other value is ppolicy's.
 PERMANENT_LOCK = "000001010000Z"
-ATTRIBUTES = ("uid", "planbLocalpart", "cn", "mail", "pwdAccountLockedTime", "objectClass")
+ATTRIBUTES = ("uid", "planbLocalpart", "cn", "mail", "pwdAccountLockedTime", "objectClass",
+              "departmentNumber")
 
 
 class DirectoryUnavailable(Exception):
@@ -41,6 +42,8 @@ class Entry:
     localpart: str | None
     locked_time: str | None
     is_agent: bool
+    #: ``departmentNumber`` values, as stored (the department rooms' check compares them).
+    departments: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,15 @@ def _first(values: object) -> str | None:
     if isinstance(values, (list, tuple)):
         return str(values[0]) if values else None
     return None if values in (None, "") else str(values)
+
+
+def _values(values: object) -> tuple[str, ...]:
+    """Every value of a (multi-valued) attribute, as strings; one string is one value."""
+    if values in (None, ""):
+        return ()
+    if isinstance(values, (list, tuple)):
+        return tuple(str(v) for v in values)
+    return (str(values),)
 
 
 def lock_age(value: str, now: datetime) -> float | None:
@@ -137,7 +149,8 @@ class Directory:
         return Entry(dn=str(raw["dn"]), uid=_first(attrs.get("uid")) or "",
                      localpart=_first(attrs.get("planbLocalpart")),
                      locked_time=_first(attrs.get("pwdAccountLockedTime")),
-                     is_agent="planbagent" in classes)
+                     is_agent="planbagent" in classes,
+                     departments=_values(attrs.get("departmentNumber")))
 
     def bind_as(self, dn: str, password: str) -> bool | None:
         """True when ``dn`` binds with ``password``, False when refused, None if unreachable."""

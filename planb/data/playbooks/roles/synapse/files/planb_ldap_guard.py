@@ -25,7 +25,9 @@ username or password") and logs one WARNING line starting with :data:`REFUSED`
 
 In standby the spam-checker callbacks also refuse, for everyone but planb's admin
 and the exempt probes, to send events, create rooms, invite and join (what Synapse's
-``hs_disabled`` did, without its restart); planb's admin API work goes on.
+``hs_disabled`` did, without its restart); planb's admin API work goes on. Active or
+not, a join to a department room needs the directory's word
+(:mod:`planb_guard_rooms`).
 """
 
 import logging
@@ -38,6 +40,7 @@ from typing import Any, Callable, Dict, FrozenSet, Optional, Tuple, Union
 
 from ldap3.utils.conv import escape_filter_chars
 from planb_guard_directory import Directory, DirectoryConfig, DirectoryUnavailable, lock_refuses
+from planb_guard_rooms import DepartmentRooms
 
 try:  # inside Synapse
     from synapse.api.errors import Codes
@@ -53,6 +56,8 @@ logger = logging.getLogger("planb_ldap_guard")
 #: Logged (at WARNING, so any log level keeps it) for every refused login.
 REFUSED = "planb guard refused login"
 NOT_SPAM = "NOT_SPAM"
+#: A refused department room join (the reason is in the log, not in the answer).
+DEPARTMENT_ONLY = "This room is for the members of its department (fallback directory)."
 PASSWORD = "m.login.password"
 
 _SAFE_LOCALPART = re.compile(r"[A-Za-z0-9._=/+-]+", re.ASCII)
@@ -170,6 +175,8 @@ class PlanbGuard:
         self._directory = Directory(config.directory)
         self._exempt_users = frozenset(
             f"@{lp}:{self._server}" for lp in config.reserved | config.standby_exempt)
+        self._rooms = DepartmentRooms(api, lambda: self._directory,
+                                      f"@{config.admin_localpart}:{self._server}")
         api.register_password_auth_provider_callbacks(
             auth_checkers={(PASSWORD, ("password",)): self.check_auth},
             check_3pid_auth=self.check_3pid_auth)
@@ -371,4 +378,13 @@ class PlanbGuard:
 
     async def user_may_join_room(self, user_id: str, room_id: str,
                                  is_invited: bool) -> Union[str, Tuple[Any, Dict[str, str]]]:
-        return self._answer(user_id)
+        """Standby first; then a department room's members only (the directory says)."""
+        standby = self._answer(user_id)
+        if standby != NOT_SPAM:
+            return standby
+        request = _request()
+        entity = None if request is None else \
+            (getattr(request, "authenticated_entity", None) or user_id)
+        if await self._rooms.refusal(user_id, room_id, is_invited, entity):
+            return FORBIDDEN, {"error": DEPARTMENT_ONLY}
+        return NOT_SPAM
