@@ -15,7 +15,7 @@ import planb
 from planb.engine.actions import ActionContext, ActionRegistry, ActionResult, NoArgs
 from planb.errors import PlanbError, UsageError
 from planb.hostkeys import known_hosts_path
-from planb.inventory import check_inventory
+from planb.inventory import check_inventory, playbook_limit
 from planb.messaging.announcement import incident_announcement
 from planb.mode import freeze_flag, freeze_sync, unfreeze_sync
 from planb.provisioning.deploy import b64
@@ -91,6 +91,7 @@ def switch(ctx: ActionContext, args: SwitchArgs) -> ActionResult:
     result = run_playbook(
         FAILOVER_PLAYBOOK, check_inventory(site),
         run_dir=new_run_dir(site.state_dir, FAILOVER_PLAYBOOK),
+        limit=playbook_limit(site),  # a promoted standby's lost host: left out
         extravars={"planb_action": "failover", "planb_site": site.site,
                    "planb_state_dir": str(site.state_dir), "planb_failover_mode": args.mode,
                    # Public text (the welcome page shows it while active), never a secret;

@@ -1,4 +1,9 @@
-"""A lab host lost and stood up again from nothing: ``lab.destroy_host``, ``lab.rebuild_host``.
+"""A lab host lost and stood up again from nothing: ``lab.destroy_host``, ``lab.rebuild_host``;
+or its power cut: ``lab.power_off``.
+
+- ``lab.power_off``: the host's container is killed at once (no service stops
+  cleanly), its disk kept; the loss time is marked as for ``lab.destroy_host``
+  (the ``fallback-host-down`` drill: the standby is promoted in its place).
 
 - ``lab.destroy_host``: the host's container is killed at once and its disk (the
   overlay's writable layer) removed, as a machine that dies and is not coming back
@@ -51,6 +56,19 @@ def destroy_host(ctx: ActionContext, args: HostArgs) -> ActionResult:
     return ActionResult(True, "\n".join(lines))
 
 
+def power_off(ctx: ActionContext, args: HostArgs) -> ActionResult:
+    """Cut the host's power: its container killed at once, disk kept; mark the loss."""
+    lab = _lab(ctx)
+    lines = []
+    lost = marks.mark(ctx.run_id, marks.HOST_LOST)
+    for host in _hosts(lab, args.host):
+        was_running = lab.stop_host(host.name, abrupt=True)
+        lines.append(f"{host.name} ({host.address}): "
+                     + ("power cut, disk kept" if was_running else "was not running")
+                     + f" (lost at {time.strftime('%H:%M:%S', time.gmtime(lost))} UTC)")
+    return ActionResult(True, "\n".join(lines))
+
+
 def rebuild_host(ctx: ActionContext, args: RebuildArgs) -> ActionResult:
     """A new host in place of each lost one: same name and address, new SSH host keys."""
     lab = _lab(ctx)
@@ -75,6 +93,8 @@ def rebuild_host(ctx: ActionContext, args: RebuildArgs) -> ActionResult:
 def register_rebuild_actions(registry: ActionRegistry, *, lab_site: bool) -> None:
     """``lab.destroy_host`` and ``lab.rebuild_host``: real on a lab site only."""
     table: tuple[tuple[str, str, type, float, object], ...] = (
+        ("lab.power_off", "cut a lab host's power (killed at once, disk kept: the "
+         "fallback-host-down drill)", HostArgs, 60, power_off),
         ("lab.destroy_host", "kill a lab host and remove its disk (a lost machine)",
          HostArgs, 60, destroy_host),
         ("lab.rebuild_host", "a new lab host in place of a lost one: same name and "

@@ -28,6 +28,8 @@ from planb.cli import (
 from planb.cli.context import Options, err_console, setup_logging
 from planb.cli.drill_cmd import app as drill_app
 from planb.cli.failover_cmd import app as failover_app
+from planb.cli.promote_cmd import EPILOG as PROMOTE_EPILOG
+from planb.cli.promote_cmd import promote
 from planb.cli.restore_cmd import app as restore_app
 from planb.cli.runbook_cmd import app as runbook_app
 from planb.cli.sync_cmd import app as sync_app
@@ -143,6 +145,7 @@ app.add_typer(sync_app, name="sync")
 app.add_typer(enrol_cmd.app, name="enrol")
 app.add_typer(verify_app)
 app.add_typer(drill_app, name="drill")
+failover_app.command("promote", epilog=PROMOTE_EPILOG)(promote)
 app.add_typer(failover_app, name="failover")
 app.add_typer(backup_cmd.app, name="backup")
 app.add_typer(restore_app)

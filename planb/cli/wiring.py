@@ -11,7 +11,8 @@ only), ``deploy.run``, ``backup.now`` and ``backup.restore``
 (:mod:`planb.actions.backup_steps`), ``traffic.start`` / ``traffic.wait`` /
 ``traffic.stop`` (:mod:`planb.actions.traffic`),
 ``breakglass.*`` (the fallback host's own switch over SSH, :mod:`planb.actions.breakglass`),
-``controller.restore`` (:mod:`planb.actions.controller`), and ``failover.activate`` /
+``controller.restore`` (:mod:`planb.actions.controller`), ``failover.promote`` and
+``ha.serving`` (the hot standby, :mod:`planb.actions.promote`), and ``failover.activate`` /
 ``failover.deactivate``, which run the real failover machine
 (:class:`planb.failover.machine.Failover`) inside a drill.
 """
@@ -28,6 +29,7 @@ from planb.actions.failover_steps import SwitchArgs, register_failover_actions
 from planb.actions.lab import register_lab_actions
 from planb.actions.lab_rebuild import register_rebuild_actions
 from planb.actions.pages import register_pages_action
+from planb.actions.promote import register_promote_actions
 from planb.actions.stack import ProbeArgs, register_stack_actions
 from planb.actions.traffic import register_traffic_actions
 from planb.config import SiteConfig
@@ -59,6 +61,7 @@ def default_registry(site: SiteConfig, store: JournalStore) -> ActionRegistry:
     register_announce_action(registry)
     register_breakglass_actions(registry)
     register_controller_actions(registry)
+    register_promote_actions(registry, store)
     _register_drill_failover(registry, site, store)
     return registry
 

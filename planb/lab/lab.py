@@ -179,8 +179,9 @@ class Lab:
         except KeyError as exc:
             raise UsageError(str(exc.args[0])) from None
 
-    def stop_host(self, name: str, *, timeout: float = 60) -> bool:
-        """Power a host off cleanly (as 'poweroff' would), keeping its disk and address.
+    def stop_host(self, name: str, *, timeout: float = 60, abrupt: bool = False) -> bool:
+        """Power a host off cleanly (as 'poweroff' would), keeping its disk and address;
+        ``abrupt``: at once, as a power cut (the container killed, nothing shut down).
 
         Returns False when it was not running (nothing done). Its folder is marked
         stopped, so 'status' shows it stopped and 'start_host' or 'up' boots it again
@@ -192,7 +193,8 @@ class Lab:
             paths = self.host_paths(name)
             if machines.nspawn_pid(paths) is None:
                 return False
-            if not machines.poweroff(host, paths, timeout=timeout):
+            if not machines.poweroff(host, paths, timeout=timeout, abrupt=abrupt) \
+                    and not abrupt:
                 log.warning("%s was killed after %.0f s instead of shutting down", name, timeout)
             network.delete_link(host.veth)
             return True

@@ -206,14 +206,16 @@ def stop(host: LabHost, paths: HostPaths, *, timeout: float = 30) -> None:
         shutil.rmtree(paths.base)
 
 
-def poweroff(host: LabHost, paths: HostPaths, *, timeout: float = 60) -> bool:
-    """Shut the host down cleanly and unmount its overlay, keeping its disk.
+def poweroff(host: LabHost, paths: HostPaths, *, timeout: float = 60,
+             abrupt: bool = False) -> bool:
+    """Shut the host down cleanly and unmount its overlay, keeping its disk; ``abrupt``:
+    kill it at once instead (the power cut: no service stops cleanly).
 
     Returns whether the shutdown was orderly (False: it had to be killed). The host
     folder is marked ``stopped``; :func:`prepare` and :func:`start` boot it again.
     """
     paths.stopped_marker.write_text("powered off by planb lab, disk kept\n", encoding="utf-8")
-    orderly = _shutdown(host, paths, timeout)
+    orderly = _shutdown(host, paths, timeout, abrupt=abrupt) and not abrupt
     paths.pid_file.unlink(missing_ok=True)
     return orderly
 

@@ -15,7 +15,13 @@ from planb.bundle.selfwheel import build_self_wheel
 from planb.config import SiteConfig
 from planb.enrol_page import ENROL_PATH, render_enrol
 from planb.hostkeys import HostKeyError, TrustResult, known_hosts_path
-from planb.inventory import check_inventory, load_hosts, require_trusted_hosts, trust_hosts
+from planb.inventory import (
+    check_inventory,
+    load_hosts,
+    playbook_limit,
+    require_trusted_hosts,
+    trust_hosts,
+)
 from planb.provisioning.results import PlaybookResult, ProgressEvent
 from planb.provisioning.runner import new_run_dir, run_playbook
 from planb.schema import as_plain
@@ -146,7 +152,8 @@ def run_deploy(
     require_trusted_hosts(site, load_hosts(site))
     run_dir = new_run_dir(site.state_dir, playbook)
     result = run_playbook(
-        playbook, inventory, run_dir=run_dir, limit=limit, tags=tags, check=check,
+        playbook, inventory, run_dir=run_dir, limit=playbook_limit(site, limit), tags=tags,
+        check=check,
         extravars=deploy_vars(site), known_hosts=known_hosts_path(site),
         verbose=verbose, on_event=on_event, cancel=cancel,
     )
