@@ -17,8 +17,10 @@ The steps, in order (each recorded as a :class:`~planb.engine.records.StepRecord
    file ``planb-promotion.yml``: the standby takes the lost host's fallback groups, the
    lost host goes to ``fallback_lost`` (later commands and playbooks leave it out).
 5. **start-services**: the recorded mode (``state.json``: active or standby) written
-   to ``/etc/planb/mode``, then Synapse (and its workers, if any), nginx and coturn
-   enabled and started, and Synapse's ``/health`` awaited on the host.
+   to ``/etc/planb/mode``; Synapse's configuration, copied from the lost host, pointed
+   at the standby's own address where it named the lost host's (its directory: the
+   standby's slapd holds the same entries, syncrepl); then Synapse (and its workers,
+   if any), nginx and coturn enabled and started, and Synapse's ``/health`` awaited.
 6. **service-address**: when ``fallback.standby.service_address`` is set, wait until
    the standby holds it (keepalived's track script lets only the serving writer hold
    it: PostgreSQL not in recovery, Synapse active).
@@ -29,6 +31,7 @@ got past the check to a signed journal of kind ``promotion``.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import shlex
 import socket
@@ -68,6 +71,8 @@ SSH_TIMEOUT = 120.0
 MODE_FILE = "/etc/planb/mode"
 #: The standby's Synapse workers: one ``synapse-worker@<name>`` per config file here.
 WORKER_CONFIGS = "/etc/synapse/workers"
+#: Synapse's configuration on the standby, copied from the fallback (standby role).
+SYNAPSE_CONFIG = "/etc/synapse"
 
 _PSQL = "runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1"
 #: in recovery | WAL bytes received, not replayed | seconds behind | replay paused
@@ -176,12 +181,22 @@ def promote_script() -> str:
             "else echo 'PostgreSQL was already a primary'; fi\n")
 
 
-def services_script(mode: str, health_seconds: int = 120) -> str:
-    """The mode written, Synapse (+ workers), nginx and coturn started; /health awaited."""
+def services_script(mode: str, old_address: str, new_address: str,
+                    health_seconds: int = 120) -> str:
+    """The mode written; Synapse's configuration (copied from the lost host) pointed at
+    this host instead of ``old_address`` (its directory, for one); Synapse (+ workers),
+    nginx and coturn started; /health awaited."""
     if mode not in ("active", "standby"):
         raise ValueError(f"mode {mode!r}")
+    for address in (old_address, new_address):
+        ipaddress.ip_address(address)  # only an address goes into the sed expression
+    old = old_address.replace(".", "[.]")
     return (
         "set -eu\n"
+        f"for f in $(grep -rlF {old_address} {SYNAPSE_CONFIG} || true); do\n"
+        f"  sed -i -E 's/(^|[^0-9.]){old}([^0-9]|$)/\\1{new_address}\\2/g' \"$f\"\n"
+        f"  echo \"$f: {old_address} -> {new_address}\"\n"
+        "done\n"
         f"mkdir -p {shlex.quote(str(Path(MODE_FILE).parent))}\n"
         f"printf '%s\\n' {mode} > {MODE_FILE}.new && mv {MODE_FILE}.new {MODE_FILE}\n"
         f"echo 'mode {mode} written to {MODE_FILE}'\n"
@@ -350,7 +365,9 @@ class Promoter:
         if force and any(a.startswith("ssh:") for a in found.answering):
             plan_steps.append(("fence", found.lost, fence_script(), False))
         plan_steps += [("promote-postgresql", found.standby, promote_script(), True),
-                       ("start-services", found.standby, services_script(mode), True)]
+                       ("start-services", found.standby,
+                        services_script(mode, found.lost.address, found.standby.address),
+                        True)]
         address = self.site.fallback.standby.service_address
         if address:
             plan_steps.append(("service-address", found.standby, address_script(address),
