@@ -31,6 +31,7 @@ from planb.verify import net_checks as nc
 from planb.verify import proxy_paths as pp
 from planb.verify import standby_check as sc
 from planb.verify import welcome_check as wc
+from planb.verify import workers_check as wk
 from planb.verify.connections import HostConnections
 from planb.verify.model import CheckFailed, CheckResult, CheckSkipped, Status, VerifyReport
 
@@ -86,6 +87,10 @@ CHECKS: tuple[Check, ...] = (
     _check("service.postgresql", MESSAGING, "PostgreSQL cluster active, enabled",
            hc.service(hc.POSTGRESQL_UNIT, "postgresql")),
     _check("service.synapse", MESSAGING, "synapse active and enabled", hc.service("synapse")),
+    _check("synapse.workers", MESSAGING, "every Synapse worker of the preset active, "
+           "enabled and answering /health (skipped without workers)", wk.workers_up),
+    _check("synapse.redis", MESSAGING, "Redis, the workers' replication bus, answers "
+           "(skipped without workers)", wk.redis_answers),
     _check("service.nginx", PROXY, "nginx active and enabled", hc.service("nginx")),
     _check("service.coturn", PROXY, "coturn active and enabled", hc.service("coturn")),
     _check("ports", FALLBACK, "listening sockets exactly as expected", hc.listening_ports),
@@ -121,6 +126,9 @@ CHECKS: tuple[Check, ...] = (
            nc.ldap_injection),
     _check("matrix.standby_login", PROXY, "standby refuses logins before the directory "
            "(right and wrong password: one answer)", sc.standby_refuses_before_directory),
+    _check("synapse.workers_routed", PROXY, "each worker's paths, sent through nginx, "
+           "reach that worker (nginx's log of the upstream; skipped without workers)",
+           wk.workers_routed),
     _check("welcome.page", PROXY, "the welcome page at / answers and states the mode the "
            "controller records", wc.welcome_page),
     _check("enrol.wrong_code", PROXY, "the enrolment page answers and refuses a wrong code "
