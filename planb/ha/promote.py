@@ -17,9 +17,10 @@ The steps, in order (each recorded as a :class:`~planb.engine.records.StepRecord
    file ``planb-promotion.yml``: the standby takes the lost host's fallback groups, the
    lost host goes to ``fallback_lost`` (later commands and playbooks leave it out).
 5. **start-services**: the recorded mode (``state.json``: active or standby) written
-   to ``/etc/planb/mode``; Synapse's configuration, copied from the lost host, pointed
-   at the standby's own address where it named the lost host's (its directory: the
-   standby's slapd holds the same entries, syncrepl); then Synapse (and its workers,
+   to ``/etc/planb/mode``; the configuration copied from the lost host (Synapse's,
+   nginx's, coturn's) pointed at the standby's own address where it named the lost
+   host's (Synapse's directory: the standby's slapd holds the same entries, syncrepl;
+   coturn's listening address); then Synapse (and its workers,
    if any), nginx and coturn enabled and started, and Synapse's ``/health`` awaited.
 6. **service-address**: when ``fallback.standby.service_address`` is set, wait until
    the standby holds it (keepalived's track script lets only the serving writer hold
@@ -71,8 +72,9 @@ SSH_TIMEOUT = 120.0
 MODE_FILE = "/etc/planb/mode"
 #: The standby's Synapse workers: one ``synapse-worker@<name>`` per config file here.
 WORKER_CONFIGS = "/etc/synapse/workers"
-#: Synapse's configuration on the standby, copied from the fallback (standby role).
-SYNAPSE_CONFIG = "/etc/synapse"
+#: Configuration on the standby copied from the fallback (standby role) that may name
+#: the fallback's address: Synapse's, nginx's, coturn's.
+COPIED_CONFIG = ("/etc/synapse", "/etc/nginx", "/etc/turnserver.conf")
 
 _PSQL = "runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1"
 #: in recovery | WAL bytes received, not replayed | seconds behind | replay paused
@@ -183,9 +185,9 @@ def promote_script() -> str:
 
 def services_script(mode: str, old_address: str, new_address: str,
                     health_seconds: int = 120) -> str:
-    """The mode written; Synapse's configuration (copied from the lost host) pointed at
-    this host instead of ``old_address`` (its directory, for one); Synapse (+ workers),
-    nginx and coturn started; /health awaited."""
+    """The mode written; the configuration copied from the lost host (:data:`COPIED_CONFIG`)
+    pointed at this host instead of ``old_address`` (Synapse's directory, coturn's
+    listening address); Synapse (+ workers), nginx and coturn started; /health awaited."""
     if mode not in ("active", "standby"):
         raise ValueError(f"mode {mode!r}")
     for address in (old_address, new_address):
@@ -193,7 +195,7 @@ def services_script(mode: str, old_address: str, new_address: str,
     old = old_address.replace(".", "[.]")
     return (
         "set -eu\n"
-        f"for f in $(grep -rlF {old_address} {SYNAPSE_CONFIG} || true); do\n"
+        f"for f in $(grep -rlF {old_address} {' '.join(COPIED_CONFIG)} 2>/dev/null || true); do\n"
         f"  sed -i -E 's/(^|[^0-9.]){old}([^0-9]|$)/\\1{new_address}\\2/g' \"$f\"\n"
         f"  echo \"$f: {old_address} -> {new_address}\"\n"
         "done\n"

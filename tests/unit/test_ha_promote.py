@@ -114,7 +114,7 @@ def test_answering_sees_a_listening_port_and_not_a_closed_one() -> None:
 
 def test_services_script_writes_the_mode_and_starts_the_workers() -> None:
     script = services_script("active", "10.77.4.11", "10.77.4.12")
-    assert "grep -rlF 10.77.4.11 /etc/synapse" in script
+    assert "grep -rlF 10.77.4.11 /etc/synapse /etc/nginx /etc/turnserver.conf" in script
     assert "printf '%s\\n' active > /etc/planb/mode.new" in script
     assert "synapse-worker@$(basename \"$config\" .yaml).service" in script
     assert "systemctl enable --now nginx.service coturn.service" in script
