@@ -34,6 +34,7 @@ import asyncio
 import json
 import logging
 import os
+import shlex
 import sys
 import time
 import uuid
@@ -63,13 +64,49 @@ MIB = 1024 * 1024
 #: Units measured, by the start of their name -> the service they count for.
 SERVICE_PREFIXES = (("synapse", "synapse"), ("postgresql@", "postgresql"),
                     ("slapd", "slapd"), ("nginx", "nginx"), ("redis", "redis"))
+#: Run on each host (python3, as Ansible needs): one JSON line per running unit measured.
+#: systemd's CPUUsageNSec / MemoryCurrent when the unit is accounted; else (a container
+#: whose cgroup controllers are read-only, as the lab's systemd-nspawn hosts) the unit's
+#: processes from its cgroup.procs: CPU = utime+stime+cutime+cstime (reaped children,
+#: e.g. PostgreSQL's exited backends, count), memory = their PSS (shared pages split),
+#: peak = the sum of their VmHWM (an upper bound).
 SAMPLE = r"""
-for u in $(systemctl list-units --type=service --state=running --no-legend --plain \
-           | awk '{print $1}' | grep -E '^(synapse|postgresql@|slapd|nginx|redis)'); do
-  cg=$(systemctl show -P ControlGroup "$u")
-  peak=$(cat "/sys/fs/cgroup$cg/memory.peak" 2>/dev/null || echo -)
-  echo "$u $(systemctl show -P CPUUsageNSec "$u") $(systemctl show -P MemoryCurrent "$u") $peak"
-done
+import json, os, re, subprocess
+def run(*a):
+    return subprocess.run(a, capture_output=True, text=True).stdout
+tck, out = os.sysconf("SC_CLK_TCK"), []
+for line in run("systemctl", "list-units", "--type=service", "--state=running",
+                "--no-legend", "--plain").splitlines():
+    unit = line.split()[0] if line.split() else ""
+    if not re.match(r"(synapse|postgresql@|slapd|nginx|redis)", unit):
+        continue
+    p = dict(l.split("=", 1) for l in run("systemctl", "show", "-p", "CPUUsageNSec", "-p",
+             "MemoryCurrent", "-p", "MemoryPeak", "-p", "ControlGroup", unit).splitlines())
+    num = lambda k: int(p[k]) if p.get(k, "").isdigit() and int(p[k]) < 2**63 else None
+    cpu, mem, peak, src = num("CPUUsageNSec"), num("MemoryCurrent"), num("MemoryPeak"), "systemd"
+    if cpu is None or mem is None:
+        pids, src = set(), "proc"
+        for base in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd"):
+            for d, _, files in os.walk(base + p.get("ControlGroup", "/none")):
+                if "cgroup.procs" in files:
+                    pids |= set(open(d + "/cgroup.procs").read().split())
+            if pids:
+                break
+        cpu, mem, peak = (0, 0, 0) if pids else (None, None, None)
+        for pid in pids:
+            try:
+                f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+                cpu += sum(int(x) for x in f[11:15]) * 10**9 // tck
+                for l in open(f"/proc/{pid}/smaps_rollup"):
+                    if l.startswith("Pss:"):
+                        mem += int(l.split()[1]) * 1024
+                for l in open(f"/proc/{pid}/status"):
+                    if l.startswith("VmHWM:"):
+                        peak += int(l.split()[1]) * 1024
+            except (OSError, IndexError, ValueError):
+                pass
+    out.append({"unit": unit, "cpu": cpu, "mem": mem, "peak": peak, "src": src})
+print(json.dumps(out))
 """
 #: Element's sync filter in spirit: members lazily, a short timeline.
 SYNC_FILTER = {"room": {"state": {"lazy_load_members": True}, "timeline": {"limit": 20}}}
@@ -104,16 +141,18 @@ def fallback_hosts(site: SiteConfig) -> list[InventoryHost]:
 
 def sample(conns: HostConnections, hosts: list[InventoryHost]
            ) -> dict[str, tuple[int | None, int | None, int | None]]:
-    """host/unit -> (CPUUsageNSec, MemoryCurrent, memory.peak); None when not accounted."""
-    def number(text: str) -> int | None:
-        return int(text) if text.isdigit() and int(text) < 2**63 else None
-
+    """host/unit -> (CPU ns, memory bytes, peak bytes); None when not measurable."""
     out = {}
     for host in hosts:
-        for row in conns.get(host).check_output(SAMPLE).splitlines():
-            unit, cpu, mem, peak = (row.split() + ["-"] * 4)[:4]
-            out[f"{host.name}/{unit}"] = (number(cpu), number(mem), number(peak))
+        answer = conns.get(host).check_output(f"python3 -c {shlex.quote(SAMPLE)}")
+        for row in json.loads(answer):
+            out[f"{host.name}/{row['unit']}"] = (row["cpu"], row["mem"], row["peak"])
+            SOURCES[f"{host.name}/{row['unit']}"] = row["src"]
     return out
+
+
+#: host/unit -> where its figures came from ("systemd" or "proc"), as last sampled.
+SOURCES: dict[str, str] = {}
 
 
 class Meter:
@@ -183,25 +222,24 @@ async def _sync(client: AsyncClient, timeout: int = 0) -> SyncResponse | None:
     return answer if isinstance(answer, SyncResponse) else None
 
 
-def client_phases(meter: Meter, site: SiteConfig, address: str,
-                  accounts: list[tuple[str, str]], in_flight: int) -> list[AsyncClient]:
-    """Login, initial sync and incremental syncs for ``accounts``; the clients, logged in."""
-    loop = asyncio.new_event_loop()
+async def client_phases(meter: Meter, site: SiteConfig, address: str,
+                        accounts: list[tuple[str, str]], in_flight: int) -> None:
+    """Login, initial sync and incremental syncs for ``accounts``, each phase measured."""
     clients = [client_for(site, login, address, 300) for login, _ in accounts]
 
-    def run(coros) -> int:  # type: ignore[no-untyped-def]
-        done = loop.run_until_complete(_bounded(coros, in_flight))
-        return sum(1 for d in done if d is True or isinstance(d, SyncResponse))
+    async def phase(name: str, make, rounds: int = 1) -> None:  # type: ignore[no-untyped-def]
+        begun = await asyncio.to_thread(meter.begin)
+        count = 0
+        for _ in range(rounds):
+            done = await _bounded(make(), in_flight)
+            count += sum(1 for d in done if d is True or isinstance(d, SyncResponse))
+        await asyncio.to_thread(meter.end, name, count, begun)
 
-    meter.measure("login", lambda: run(_login(c, p) for c, (_, p)
-                                       in zip(clients, accounts, strict=True)))
-    meter.measure("initial_sync", lambda: run(_sync(c) for c in clients))
-    meter.measure("incremental_sync", lambda: sum(
-        run(_sync(c) for c in clients) for _ in range(3)))
-    loop.run_until_complete(asyncio.gather(*(close_client(c) for c in clients),
-                                           return_exceptions=True))
-    loop.close()
-    return clients
+    await phase("login", lambda: (_login(c, p) for c, (_, p)
+                                  in zip(clients, accounts, strict=True)))
+    await phase("initial_sync", lambda: (_sync(c) for c in clients))
+    await phase("incremental_sync", lambda: (_sync(c) for c in clients), rounds=3)
+    await asyncio.gather(*(close_client(c) for c in clients), return_exceptions=True)
 
 
 async def _deliveries(meter: Meter, site: SiteConfig, address: str,
@@ -310,7 +348,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--in-flight", type=int, default=16,
                         help="concurrent client requests (default 16)")
     parser.add_argument("--json", type=Path, help="write the figures there too")
+    parser.add_argument("--model-only", type=Path, metavar="JSON",
+                        help="no lab: the model again from a run's --json figures")
     args = parser.parse_args(argv)
+    if args.model_only:
+        saved = json.loads(args.model_only.read_text(encoding="utf-8"))
+        _, misses = cm.report(saved["costs"], saved["mib_idle"], saved["mib_per_agent"],
+                              sorted({saved["agents"], 9000, 50000}))
+        return verdict([], misses)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("nio").setLevel(logging.ERROR)
     site = load_config(find_config_path(args.config))
@@ -333,10 +378,12 @@ def main(argv: list[str] | None = None) -> int:
     meter = Meter(site)
     try:
         units = sorted(meter.first)
-        print(f"lab: {len(agents)} agents; units: {', '.join(units)}")
+        print(f"lab: {len(agents)} agents; units: "
+              + ", ".join(f"{u} ({SOURCES.get(u)})" for u in units))
         print(f"machine: {os.cpu_count()} cores, load {load_before[0]:.1f} at start")
         base = service_mib({u: m / MIB for u, (_, m, _) in meter.first.items() if m})
-        client_phases(meter, site, address, accounts[:args.clients], args.in_flight)
+        asyncio.run(client_phases(meter, site, address, accounts[:args.clients],
+                                  args.in_flight))
         synced = service_mib(meter.phases["initial_sync"].mib_after)
         rooms = message_phases(meter, site, address, accounts[args.clients:], args.joins,
                                args.messages)
@@ -377,6 +424,7 @@ def verdict(missing: list[str], misses: list[str]) -> int:
               + "\n  ".join(misses))
         return EXIT_LAYOUT
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

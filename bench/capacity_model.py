@@ -13,7 +13,6 @@ returns it).
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -25,6 +24,14 @@ OPS = ("login", "initial_sync", "incremental_sync", "send", "send_per_member", "
 UTILISATION = 0.7
 #: One Python process (Synapse's main process, or one worker) uses at most one core.
 CORES_PER_PROCESS = 1.0
+
+#: Which Synapse process of the 'activation' preset does an operation's work
+#: (a message's push rules are evaluated where it is created, the main process, and it
+#: is persisted by an event persister: one role for both).
+ROLE_OF_OP = {"login": "client_reader", "initial_sync": "sync_initial",
+              "incremental_sync": "sync_incremental", "delivery": "sync_incremental",
+              "send": "main+persisters", "send_per_member": "main+persisters",
+              "join": "main+persisters"}
 
 Costs = Mapping[str, Mapping[str, float]]  # op -> service -> CPU-seconds per op
 
@@ -41,13 +48,16 @@ class Workload:
     #: Announcements to every agent during the rush, and per hour afterwards.
     rush_announcements: int = 3
     announcements_per_hour: float = 1.0
-    #: Messages each agent sends to its department room: in the rush, and per hour after.
-    rush_messages_per_agent: float = 2.0
-    messages_per_agent_hour: float = 6.0
+    #: Messages in each department room: during the rush, and per hour afterwards.
+    rush_room_messages: float = 30.0
+    room_messages_per_hour: float = 20.0
+    #: Direct messages (a room of two) each agent sends: in the rush, and per hour after.
+    rush_direct_messages: float = 1.0
+    direct_messages_per_hour: float = 4.0
     #: A connected client's long-poll returns (empty) every this many seconds.
     long_poll_seconds: float = 30.0
-    #: The department room a random agent writes to: mean members (lab's Zipf law).
-    department_members: float = 0.0
+    #: Department rooms (the lab's generator: one per 10 agents, at most 150).
+    departments: int = 0
 
 
 @dataclass
@@ -56,18 +66,17 @@ class Demand:
 
     cores: dict[str, float] = field(default_factory=dict)
     per_op: dict[str, float] = field(default_factory=dict)  # op -> CPU-s (all services)
+    roles: dict[str, float] = field(default_factory=dict)   # Synapse process role -> cores
 
     def total(self) -> float:
         return sum(self.cores.values())
 
 
-def department_members(agents: int) -> float:
-    """Mean size of the department room a random agent is in (sum s^2 / sum s), from the
-    lab's own generator (departments follow a Zipf law, at most 150 of them)."""
-    from planb.lab.agents import generate
+def departments(agents: int) -> int:
+    """Department rooms for ``agents``, as the lab's generator makes them."""
+    from planb.lab.agents import MAX_DEPARTMENTS
 
-    sizes = Counter(a.department.code for a in generate(agents)).values()
-    return sum(s * s for s in sizes) / sum(sizes)
+    return min(MAX_DEPARTMENTS, max(1, agents // 10))
 
 
 def _demand(costs: Costs, counts: Mapping[str, float], seconds: float) -> Demand:
@@ -76,37 +85,47 @@ def _demand(costs: Costs, counts: Mapping[str, float], seconds: float) -> Demand
         for service, cpu in costs.get(op, {}).items():
             demand.cores[service] = demand.cores.get(service, 0.0) + cpu * count / seconds
             demand.per_op[op] = demand.per_op.get(op, 0.0) + cpu * count
+            if service == "synapse":
+                role = ROLE_OF_OP.get(op, "main")
+                demand.roles[role] = demand.roles.get(role, 0.0) + cpu * count / seconds
     demand.cores = {s: c / UTILISATION for s, c in demand.cores.items()}
+    demand.roles = {r: c / UTILISATION for r, c in demand.roles.items()}
     return demand
 
 
 def rush_counts(w: Workload) -> dict[str, float]:
-    """How many of each operation the activation rush makes."""
-    n, d = w.agents, w.department_members
-    messages = n * w.rush_messages_per_agent
-    connected = n / 2  # on average over the window: agents arrive through it
+    """How many of each operation the activation rush makes.
+
+    Agents arrive through the window: on average half of them are connected, and only
+    they get a message by an incremental sync (the others see it in their first sync).
+    A department room's message reaches its members: over all rooms, every agent.
+    """
+    n, connected = w.agents, w.agents / 2
+    room, direct = w.rush_room_messages, w.rush_direct_messages * n
     return {
         "login": n * (1 + w.typos),
         "initial_sync": n,
         "incremental_sync": connected * w.rush_seconds / w.long_poll_seconds,
-        "send": w.rush_announcements + messages,
-        "send_per_member": w.rush_announcements * n + messages * d,
-        "delivery": w.rush_announcements * connected + messages * d,
+        "send": w.rush_announcements + room * w.departments + direct,
+        "send_per_member": (w.rush_announcements + room) * n + 2 * direct,
+        "delivery": (w.rush_announcements + room) * connected + direct / 2,
         "join": 0.0,
     }
 
 
 def steady_counts(w: Workload, seconds: float = 3600.0) -> dict[str, float]:
     """Operations of ``seconds`` of steady use (every agent connected)."""
-    n, d, hours = w.agents, w.department_members, seconds / 3600
-    messages = n * w.messages_per_agent_hour * hours
+    n, hours = w.agents, seconds / 3600
+    room = (w.announcements_per_hour + w.room_messages_per_hour) * hours
+    direct = w.direct_messages_per_hour * hours * n
     return {
         "login": 0.0,
         "initial_sync": 0.0,
         "incremental_sync": n * seconds / w.long_poll_seconds,
-        "send": w.announcements_per_hour * hours + messages,
-        "send_per_member": w.announcements_per_hour * hours * n + messages * d,
-        "delivery": w.announcements_per_hour * hours * n + messages * d,
+        "send": w.announcements_per_hour * hours
+        + w.room_messages_per_hour * hours * w.departments + direct,
+        "send_per_member": room * n + 2 * direct,
+        "delivery": room * n + direct,
         "join": 0.0,
     }
 
@@ -140,7 +159,12 @@ class Layout:
     name: str
     cores: Mapping[str, float]
     mib: Mapping[str, float]
-    synapse_processes: int
+    #: Synapse's processes by role (ROLE_OF_OP); {"main+persisters": 1} is the monolith.
+    processes: Mapping[str, int]
+
+    @property
+    def synapse_processes(self) -> int:
+        return sum(self.processes.values())
 
     def host_cores(self) -> float:
         return sum(self.cores.values())
@@ -154,11 +178,15 @@ def layout_misses(layout: Layout, demand: Demand, mib: Mapping[str, float]) -> l
         if need > have:
             misses.append(f"{layout.name}: {service} needs {need:.2f} cores, the layout "
                           f"gives {have:g}")
-    synapse = demand.cores.get("synapse", 0.0)
-    if synapse > layout.synapse_processes * CORES_PER_PROCESS:
-        misses.append(f"{layout.name}: Synapse needs {synapse:.2f} cores but "
-                      f"{layout.synapse_processes} Python process(es) use at most "
-                      f"{layout.synapse_processes * CORES_PER_PROCESS:g}")
+    monolith = set(layout.processes) == {"main+persisters"}
+    roles = ({"main+persisters": demand.cores.get("synapse", 0.0)} if monolith
+             else demand.roles)
+    for role, need in sorted(roles.items()):
+        count = layout.processes.get(role, 0)
+        if need > count * CORES_PER_PROCESS:
+            misses.append(f"{layout.name}: Synapse's {role} needs {need:.2f} cores but "
+                          f"{count} Python process(es) use at most "
+                          f"{count * CORES_PER_PROCESS:g}")
     for service, need in sorted(mib.items()):
         have = layout.mib.get(service, 0.0)
         if need > have:
@@ -169,19 +197,23 @@ def layout_misses(layout: Layout, demand: Demand, mib: Mapping[str, float]) -> l
 
 #: Recommended layouts (docs/capacity.md): cores and MiB per service, Synapse processes.
 LAYOUTS = {
-    9000: Layout("9,000 agents: one fallback host, 12 cores, 16 GiB, workers 'activation'",
-                    cores={"synapse": 7, "postgresql": 3, "slapd": 1, "nginx": 0.5,
-                           "redis": 0.5},
-                    mib={"synapse": 6144, "postgresql": 4096, "slapd": 512, "nginx": 256,
-                         "redis": 256},
-                    synapse_processes=7),
-    50000: Layout("50,000 agents: a messaging host (12 cores) + a workers host "
-                     "(24 cores) + a directory host (4 cores)",
-                     cores={"synapse": 24, "postgresql": 8, "slapd": 3, "nginx": 2,
-                            "redis": 1},
-                     mib={"synapse": 24576, "postgresql": 16384, "slapd": 2048,
-                          "nginx": 1024, "redis": 1024},
-                     synapse_processes=24),
+    9000: Layout("9,000 agents: one fallback host, 12 cores, 16 GiB, Synapse's 'activation' "
+                 "workers with 3 incremental sync workers",
+                 cores={"synapse": 6, "postgresql": 3, "slapd": 0.5, "nginx": 0.5,
+                        "redis": 0.5},
+                 mib={"synapse": 6144, "postgresql": 6144, "slapd": 512, "nginx": 256,
+                      "redis": 256},
+                 processes={"main+persisters": 3, "sync_initial": 1,
+                            "sync_incremental": 3, "client_reader": 1, "media": 1}),
+    50000: Layout("50,000 agents: a messaging host (main, persisters, PostgreSQL, Redis: "
+                  "24 cores, 48 GiB) + a Synapse workers host (24 cores, 24 GiB) + a "
+                  "directory host (2 cores)",
+                  cores={"synapse": 28, "postgresql": 12, "slapd": 1, "nginx": 2,
+                         "redis": 1},
+                  mib={"synapse": 24576, "postgresql": 32768, "slapd": 2048,
+                       "nginx": 1024, "redis": 1024},
+                  processes={"main+persisters": 5, "sync_initial": 4,
+                             "sync_incremental": 14, "client_reader": 2, "media": 2}),
 }
 
 
@@ -196,19 +228,25 @@ def report(costs: dict[str, dict[str, float]], base: dict[str, float],
     figures: dict = {}
     misses: list[str] = []
     for n in sizes:
-        w = Workload(agents=n, department_members=department_members(n))
+        w = Workload(agents=n, departments=departments(n))
         r, st = rush(costs, w), steady(costs, w)
         mib = memory(base, per_agent, n)
-        figures[n] = {"department_members": w.department_members, "rush_cores": r.cores,
+        figures[n] = {"departments": w.departments, "rush_cores": r.cores,
                       "steady_cores": st.cores, "mib": mib}
-        print(f"\n{n} agents (department room a sender writes to: "
-              f"{w.department_members:.0f} members on average):")
+        print(f"\n{n} agents ({w.departments} department rooms):")
         print(f"  {'service':<12}{'rush cores':>12}{'steady cores':>14}{'MiB':>10}")
         for s in services:
             print(f"  {s:<12}{r.cores.get(s, 0):>12.2f}{st.cores.get(s, 0):>14.2f}"
                   f"{mib.get(s, 0):>10.0f}")
         print(f"  {'total':<12}{r.total():>12.2f}{st.total():>14.2f}"
               f"{sum(mib.values()):>10.0f}")
+        print("  Synapse by process role, rush cores: " + ", ".join(
+            f"{role} {c:.2f}" for role, c in sorted(r.roles.items())))
+        single = r.cores.get("synapse", 0.0) * UTILISATION / CORES_PER_PROCESS
+        print(f"  one Synapse process (the monolith) at 100 %: the rush takes "
+              f"{w.rush_seconds * max(1.0, single) / 60:.0f} min, not "
+              f"{w.rush_seconds / 60:.0f}")
+        figures[n]["rush_roles"] = r.roles
         if n in LAYOUTS:
             found = layout_misses(LAYOUTS[n], r, mib)
             print(f"  layout {LAYOUTS[n].name}: "

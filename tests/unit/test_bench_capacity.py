@@ -46,7 +46,7 @@ def test_the_rush_spreads_each_agents_login_and_first_sync_over_the_window(
         model: ModuleType) -> None:
     costs = {"login": {"synapse": 0.05, "slapd": 0.01}, "initial_sync": {"synapse": 0.2}}
     w = model.Workload(agents=900, rush_seconds=900, typos=0.0, rush_announcements=0,
-                       rush_messages_per_agent=0, long_poll_seconds=1e12)
+                       rush_room_messages=0, rush_direct_messages=0, long_poll_seconds=1e12)
     demand = model.rush(costs, w)
     assert demand.cores["synapse"] == pytest.approx((0.05 + 0.2) / model.UTILISATION)
     assert demand.cores["slapd"] == pytest.approx(0.01 / model.UTILISATION)
@@ -55,27 +55,63 @@ def test_the_rush_spreads_each_agents_login_and_first_sync_over_the_window(
 def test_a_message_costs_per_member_and_per_delivery(model: ModuleType) -> None:
     costs = {"send": {"synapse": 0.01}, "send_per_member": {"synapse": 0.001},
              "delivery": {"synapse": 0.002}}
-    w = model.Workload(agents=3600, messages_per_agent_hour=0, announcements_per_hour=1,
-                       long_poll_seconds=1e12)
+    w = model.Workload(agents=3600, room_messages_per_hour=0, direct_messages_per_hour=0,
+                       announcements_per_hour=1, long_poll_seconds=1e12)
     # one announcement an hour to 3,600 agents: 0.01 + 3600 * (0.001 + 0.002) CPU-s
-    assert model.steady(costs, w).cores["synapse"] == pytest.approx(
+    demand = model.steady(costs, w)
+    assert demand.cores["synapse"] == pytest.approx(
         (0.01 + 3600 * 0.003) / 3600 / model.UTILISATION)
+    # its delivery is the incremental sync workers' part, the rest the main process's
+    assert demand.roles["sync_incremental"] == pytest.approx(
+        3600 * 0.002 / 3600 / model.UTILISATION)
+    # room messages reach every agent once per room message (each is in one department)
+    w = model.Workload(agents=3600, room_messages_per_hour=10, direct_messages_per_hour=0,
+                       announcements_per_hour=0, long_poll_seconds=1e12, departments=100)
+    assert model.steady_counts(w)["delivery"] == 36_000
+    assert model.steady_counts(w)["send"] == 1_000
 
 
 def test_a_layout_short_of_cores_processes_or_memory_is_named(model: ModuleType) -> None:
     layout = model.Layout("small", cores={"synapse": 4, "slapd": 1},
-                          mib={"synapse": 1000}, synapse_processes=2)
-    demand = model.Demand(cores={"synapse": 3.0, "slapd": 0.5})
+                          mib={"synapse": 1000},
+                          processes={"main+persisters": 2, "sync_incremental": 1})
+    demand = model.Demand(cores={"synapse": 3.0, "slapd": 0.5},
+                          roles={"main+persisters": 1.5, "sync_incremental": 1.5})
     misses = model.layout_misses(layout, demand, {"synapse": 1200})
     assert misses == [
-        "small: Synapse needs 3.00 cores but 2 Python process(es) use at most 2",
+        "small: Synapse's sync_incremental needs 1.50 cores but 1 Python process(es) use "
+        "at most 1",
         "small: synapse needs 1200 MiB, the layout gives 1000"]
-    assert model.layout_misses(layout, model.Demand(cores={"synapse": 2.0}),
-                               {"synapse": 900}) == []
+    assert model.layout_misses(layout, model.Demand(cores={"synapse": 2.0}, roles={
+        "sync_incremental": 0.9}), {"synapse": 900}) == []
+    monolith = model.Layout("mono", cores={"synapse": 4}, mib={},
+                            processes={"main+persisters": 1})
+    assert model.layout_misses(monolith, model.Demand(cores={"synapse": 1.2}, roles={
+        "sync_incremental": 0.6, "main+persisters": 0.6}), {}) == [
+        "mono: Synapse's main+persisters needs 1.20 cores but 1 Python process(es) use at "
+        "most 1"]
 
 
 def test_department_rooms_follow_the_labs_generator(model: ModuleType) -> None:
-    assert model.department_members(2000) == pytest.approx(91.9, abs=0.1)
+    assert [model.departments(n) for n in (60, 2000, 50_000)] == [6, 150, 150]
+
+
+def test_the_recommended_layouts_carry_the_model_of_the_measured_costs(
+        model: ModuleType) -> None:
+    """The monolith's costs measured on the lab (docs/capacity.md): 9,000 agents need more
+    than one incremental sync worker, and the recommended layouts carry the demand."""
+    costs = {"login": {"synapse": 0.0167, "postgresql": 0.00495, "slapd": 0.00185},
+             "initial_sync": {"synapse": 0.0383, "postgresql": 0.0269},
+             "incremental_sync": {"synapse": 0.00188, "postgresql": 0.0001},
+             "send": {"synapse": 0.0372, "postgresql": 0.0194},
+             "send_per_member": {"synapse": 0.000024, "postgresql": 0.000023},
+             "delivery": {"synapse": 0.00768, "postgresql": 0.00442}}
+    for n, layout in model.LAYOUTS.items():
+        w = model.Workload(agents=n, departments=model.departments(n))
+        demand = model.rush(costs, w)
+        assert model.layout_misses(layout, demand, model.memory({}, {}, n)) == []
+    rush_9000 = model.rush(costs, model.Workload(agents=9000, departments=150))
+    assert 1 < rush_9000.roles["sync_incremental"] < 3
 
 
 def test_exit_status_names_a_missing_measurement_before_a_layout_miss(
