@@ -54,6 +54,10 @@ BACKUP = "backup"
 #: The hot-standby fallback hosts: PostgreSQL and slapd replicas of the fallback, its
 #: files in step, Synapse installed but stopped until ``planb failover promote``.
 FALLBACK_STANDBY = "fallback_standby"
+#: Hosts for Synapse's workers apart from the messaging host (planb.yml
+#: ``fallback.synapse.workers``). Reserved: the synapse role refuses hosts in it for now
+#: (the workers run on the messaging host's loopback).
+FALLBACK_MESSAGING_WORKERS = "fallback_messaging_workers"
 #: After ``planb failover promote`` (:mod:`planb.ha.promote`), the inventory file
 #: :data:`PROMOTION_FILE` it writes puts the lost fallback host in ``fallback_lost`` and
 #: the standby that took over in ``fallback_promoted`` and the lost host's fallback
