@@ -21,6 +21,7 @@ from planb.errors import UsageError
 if TYPE_CHECKING:
     from planb.backup.fresh import Freshness
     from planb.failover.machine import Failover, Transition
+    from planb.ha.replication import ReplicationState
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -51,8 +52,10 @@ def status(
 ) -> None:
     """Show whether the fallback is in standby or active, since when and why, whether the
     account sync is frozen, each fallback host's backups when backup.enabled (newest
-    archive, its age, ok / late / failed / unreachable), and the latest audit entries
-    (and whether the audit log was altered: its lines are chained and its head signed).
+    archive, its age, ok / late / failed / unreachable), each hot standby's replication
+    when the inventory has one (PostgreSQL streaming and its replay lag, slapd in step,
+    Synapse's files copied), and the latest audit entries (and whether the audit log
+    was altered: its lines are chained and its head signed).
 
     Also fetches what was done on each fallback messaging host without the controller
     (the break-glass command's journals and audit lines) into
@@ -66,10 +69,12 @@ def status(
     audit = site_audit(ctx, site)
     fetched, chains = host_records(site, recent, quiet=json_out)
     backups = _backups(site)
+    replication = _replication(site)
     if json_out:
         print_json({"site": site.site, **current.state.as_json(),
                     "sync_frozen": current.sync_frozen,
                     "backups": None if backups is None else [b.as_dict() for b in backups],
+                    "replication": None if replication is None else replication.as_dict(),
                     "recent": [vars(e) for e in current.recent],
                     "audit_log": {"ok": audit.ok, "entries": audit.entries,
                                   "problem": audit.problem},
@@ -88,6 +93,8 @@ def status(
     for b in backups or ():
         console.print(f"backup of {escape(b.host)}: [{_BACKUP_COLOUR[b.state]}]{b.state}[/] "
                       f"{escape(b.detail)}", highlight=False)
+    if replication is not None:
+        _print_replication(replication, site.objectives.rpo_seconds)
     if current.recent:
         table = Table(title="latest audit entries", title_justify="left")
         for column in ("when", "who", "event", "step", "result", "detail"):
@@ -119,6 +126,36 @@ def _backups(site: SiteConfig) -> list[Freshness] | None:
             from planb.backup.fresh import Freshness
 
             return [Freshness("-", "failed", "", "", "", None, 0, str(exc))]
+
+
+def _replication(site: SiteConfig) -> ReplicationState | None:
+    """The hot standbys' replication, read now; None when the inventory has none."""
+    from planb.errors import PlanbError
+    from planb.ha.replication import ReplicationState, replication_state, standby_hosts
+    from planb.inventory import load_hosts
+
+    try:
+        hosts = load_hosts(site)
+    except PlanbError:
+        return None
+    if not standby_hosts(hosts):
+        return None
+    with err_console.status("reading the standby's replication…"):
+        try:
+            return replication_state(site, hosts)
+        except PlanbError as exc:
+            return ReplicationState(None, (), str(exc))
+
+
+def _print_replication(replication: ReplicationState, max_lag: float) -> None:
+    if replication.primary_error:
+        console.print(f"replication: [yellow]fallback unread[/] "
+                      f"{escape(replication.primary_error)}", highlight=False)
+    for s in replication.standbys:
+        problems = s.problems(max_lag)
+        verdict = "[green]in step[/]" if not problems else "[bold red]behind[/]"
+        console.print(f"standby {escape(s.host)}: {verdict} {escape(s.summary())}",
+                      highlight=False)
 
 
 def _confirm(question: str, yes: bool) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shlex
 from typing import TYPE_CHECKING
 
+from planb.inventory import FALLBACK_STANDBY, load_hosts
 from planb.verify.model import CheckFailed
 from planb.verify.ports import compare, expected_rules, parse_ss
 
@@ -80,7 +81,9 @@ def listening_ports(ctx: CheckContext, host: InventoryHost) -> str:
     out = ctx.remote(host).run("ss -Hlntu")
     if out.rc != 0:
         raise RuntimeError(f"ss -Hlntu failed: {out.stderr.strip()}")
-    result = compare(parse_ss(out.stdout), expected_rules(host.groups, host.hostvars))
+    standby = any(FALLBACK_STANDBY in h.groups for h in load_hosts(ctx.site))
+    result = compare(parse_ss(out.stdout), expected_rules(host.groups, host.hostvars,
+                                                          standby=standby))
     if not result.ok:
         raise CheckFailed(result.describe())
     return result.describe()

@@ -119,9 +119,11 @@ def _int(hostvars: Mapping[str, Any], name: str, default: int) -> int:
         return default
 
 
-def expected_rules(groups: Iterable[str], hostvars: Mapping[str, Any] | None = None
-                   ) -> list[PortRule]:
-    """The rules for a fallback host in ``groups`` (role defaults, inventory overrides)."""
+def expected_rules(groups: Iterable[str], hostvars: Mapping[str, Any] | None = None,
+                   *, standby: bool = False) -> list[PortRule]:
+    """The rules for a fallback host in ``groups`` (role defaults, inventory overrides);
+    ``standby``: the site has a hot standby, which PostgreSQL streams to from the
+    messaging host's private address (pg_hba.conf lets in only the standby's)."""
     hv = hostvars or {}
     groups = set(groups)
     rules = [PortRule("ssh", "tcp", _int(hv, "ansible_port", 22), "public")]
@@ -130,7 +132,9 @@ def expected_rules(groups: Iterable[str], hostvars: Mapping[str, Any] | None = N
                   PortRule("slapd ldap", "tcp", 389, "loopback")]
     if MESSAGING in groups:
         rules += [PortRule("synapse", "tcp", _int(hv, "synapse_port", 8008), "loopback"),
-                  PortRule("postgresql", "tcp", _int(hv, "postgresql_port", 5432), "loopback")]
+                  PortRule("postgresql" + (" (replication to the standby)" if standby else ""),
+                           "tcp", _int(hv, "postgresql_port", 5432),
+                           "public" if standby else "loopback")]
         if PROXY not in groups:
             # Split site: nginx's backend gate on the private address, for the proxy hosts.
             rules.append(PortRule("nginx backend gate", "tcp",

@@ -29,6 +29,7 @@ from planb.verify import enrol_check as ec
 from planb.verify import host_checks as hc
 from planb.verify import net_checks as nc
 from planb.verify import proxy_paths as pp
+from planb.verify import replication_check as rc
 from planb.verify import standby_check as sc
 from planb.verify import welcome_check as wc
 from planb.verify import workers_check as wk
@@ -38,6 +39,8 @@ from planb.verify.model import CheckFailed, CheckResult, CheckSkipped, Status, V
 log = logging.getLogger(__name__)
 
 DIRECTORY, MESSAGING, PROXY = "fallback_directory", "fallback_messaging", "fallback_proxy"
+#: The hot-standby hosts (a site without one has no standby.* check to run).
+STANDBY = "fallback_standby"
 #: Pseudo-group: every host of the three fallback groups.
 FALLBACK = "fallback"
 DEFAULT_CERT_MIN_DAYS = 30
@@ -142,6 +145,9 @@ CHECKS: tuple[Check, ...] = (
            nc.probe_exchange),
     _check("backup.fresh", FALLBACK, "last backup run passed, newest archive within the "
            "mode's interval, backup host reachable", bc.backup_fresh),
+    _check("standby.replication", STANDBY, "hot standby in step: PostgreSQL streaming with "
+           "its replay lag within objectives.rpo_seconds, slapd's contextCSN equal, "
+           "Synapse's files copied", rc.standby_replication),
 )
 
 #: The checks that matter before and after a failover (drills' ``verify.checks`` default).

@@ -113,3 +113,13 @@ def test_one_host_fallback_expects_no_backend_gate() -> None:
     text = SS_DEPLOYED + "tcp LISTEN 0 511 10.77.21.11:8008 0.0.0.0:*\n"
     result = compare(parse_ss(text), rules)
     assert [str(ln) for ln, _ in result.exposed] == ["10.77.21.11:8008/tcp"]
+
+
+def test_postgresql_may_listen_on_the_private_address_only_with_a_standby() -> None:
+    groups = ("fallback_directory", "fallback_messaging", "fallback_proxy")
+    seen = parse_ss("tcp LISTEN 0 244 127.0.0.1:5432 0.0.0.0:*\n"
+                    "tcp LISTEN 0 244 10.77.3.11:5432 0.0.0.0:*\n")
+    alone = compare(seen, [r for r in expected_rules(groups) if r.first == 5432])
+    assert [str(listener) for listener, _ in alone.exposed] == ["10.77.3.11:5432/tcp"]
+    paired = compare(seen, [r for r in expected_rules(groups, standby=True) if r.first == 5432])
+    assert paired.ok, paired.describe()
