@@ -25,10 +25,11 @@ UTILISATION = 0.7
 #: One Python process (Synapse's main process, or one worker) uses at most one core.
 CORES_PER_PROCESS = 1.0
 
-#: Which Synapse process of the 'activation' preset does an operation's work
-#: (a message's push rules are evaluated where it is created, the main process, and it
-#: is persisted by an event persister: one role for both).
-ROLE_OF_OP = {"login": "client_reader", "initial_sync": "sync_initial",
+#: Which Synapse process of the 'activation' preset does an operation's work: logins stay
+#: on the main process (planb's LDAP guard keeps its journal there); a message's push
+#: rules are evaluated where it is created, the main process, and it is persisted by an
+#: event persister: one role for both.
+ROLE_OF_OP = {"login": "main+persisters", "initial_sync": "sync_initial",
               "incremental_sync": "sync_incremental", "delivery": "sync_incremental",
               "send": "main+persisters", "send_per_member": "main+persisters",
               "join": "main+persisters"}

@@ -24,6 +24,10 @@ delivery latency, and a login storm next to a plain concurrent login loop.
   the same run; Synapse's MainPID must not change across activate and deactivate (the
   guard reads the mode at each login). Exit status 5 when it did.
 
+- ``--workers-compare``: the latency and the login storm first on Synapse's monolith, then
+  on the ``activation`` workers preset (planb.yml edited and ``planb deploy``, by
+  bench/workers.py; other agents each time), side by side. The lab is left on the preset.
+
 Exit status 4 when a drill did not pass or its RTO missed ``objectives.rto_seconds``
 (the other parts still run and print), 1 when the lab cannot be benchmarked.
 
@@ -73,6 +77,7 @@ EXIT_SWITCH_RESTARTED = 5
 #: The exit status when an agent of the login storm could not log in.
 EXIT_STORM_REFUSED = 6
 SYNAPSE_UNIT = "synapse.service"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -289,6 +294,55 @@ def line(name: str, wall: float, latencies: list[float], errors: list[str]) -> f
     return rate
 
 
+def storm_and_latency(site: SiteConfig, failover: Failover, address: str,
+                      args: argparse.Namespace, accounts: list[tuple[str, str]]
+                      ) -> tuple[float, float, list[str]]:
+    """Announcement latency and the login storm, active: (latency p95, storm logins/s,
+    the storm's refused logins)."""
+    storm_set, loop_set = accounts[:args.storm], accounts[args.storm:2 * args.storm]
+    listeners = accounts[2 * args.storm:2 * args.storm + args.listeners]
+    failover.activate("bench/drill.py: latency and login storm", operator="bench", drill=True)
+    try:
+        print("announcement delivery latency:")
+        delays = asyncio.run(latency(site, address, listeners, ANNOUNCEMENT_ROOM))
+        p95 = pct(delays, 0.95) if delays else float("nan")
+        if delays:
+            print(f"  from the announce() call: p50 {pct(delays, 0.5):.2f} s, "
+                  f"p95 {p95:.2f} s (aim p95 < 5 s)")
+        print(f"login storm ({args.storm} agents through nginx + Synapse + LDAP):")
+        wall, latencies, refused = asyncio.run(storm(site, address, storm_set, args.typos))
+        s_rate = line(f"storm, {args.typos:.0%} typos", wall, latencies, refused)
+        l_rate = line("plain loop, 4 in flight", *asyncio.run(loop(site, address, loop_set)))
+        if l_rate:
+            print(f"  storm / loop = {s_rate / l_rate:.2f}x (aim >= 0.8x)")
+    finally:
+        failover.deactivate("bench done", operator="bench")
+    return p95, s_rate, refused
+
+
+def compare_presets(site: SiteConfig, args: argparse.Namespace,
+                    accounts: list[tuple[str, str]]) -> list[str]:
+    """storm_and_latency on the monolith then on the activation preset (other agents);
+    both side by side; the refused logins of both."""
+    import workers  # bench/workers.py
+
+    half = len(accounts) // 2
+    figures, refused = {}, []
+    for i, preset in enumerate(workers.PRESETS):
+        site, _ = workers.switch(site, preset, fresh=False)
+        store = site_store(site)
+        failover = Failover(site, default_registry(site, store), store)
+        print(f"--- workers: {preset}")
+        *figures[preset], lost = storm_and_latency(site, failover, fallback_address(site),
+                                                   args, accounts[i * half:(i + 1) * half])
+        refused += lost
+    (mono_p95, mono_rate), (work_p95, work_rate) = figures["none"], figures["activation"]
+    print(f"workers vs monolith: announcement p95 {work_p95:.2f} s vs {mono_p95:.2f} s; "
+          f"login storm {work_rate:.1f} vs {mono_rate:.1f} logins/s = "
+          f"{work_rate / mono_rate if mono_rate else float('nan'):.2f}x")
+    return refused
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path)
@@ -304,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--typos", type=float, default=0.05,
                         help="share of the storm's agents who first mistype their password")
     parser.add_argument("--skip-switch", action="store_true", help="no switch timing")
+    parser.add_argument("--workers-compare", action="store_true",
+                        help="latency and login storm on the monolith, then on the "
+                             "activation workers preset (redeploys; leaves the preset on)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("nio").setLevel(logging.ERROR)
@@ -318,13 +375,12 @@ def main(argv: list[str] | None = None) -> int:
         print("login storm / latency: need a deployed lab (its agents' passwords)")
         return 1
     agents = sorted(sampling.active_agents(site))
-    need = 2 * args.storm + args.listeners
+    need = (2 * args.storm + args.listeners) * (2 if args.workers_compare else 1)
     if len(agents) < need:
         print(f"only {len(agents)} active agents in the fallback LDAP, {need} needed")
         return 1
     chosen = sampling.draw(agents, need, int(time.time()))
     accounts = [(login, agent_password(secret, login)) for login in chosen]
-    storm_set, loop_set = accounts[:args.storm], accounts[args.storm:2 * args.storm]
     listeners = accounts[2 * args.storm:]
     store = site_store(site)
     failover = Failover(site, default_registry(site, store), store)
@@ -333,21 +389,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_switch:
         print("standby -> active switch:")
         live_switch = switch_times(site, failover, address, listeners[0])
-    failover.activate("bench/drill.py: latency and login storm", operator="bench", drill=True)
-    try:
-        print("announcement delivery latency:")
-        delays = asyncio.run(latency(site, address, listeners, ANNOUNCEMENT_ROOM))
-        if delays:
-            print(f"  from the announce() call: p50 {pct(delays, 0.5):.2f} s, "
-                  f"p95 {pct(delays, 0.95):.2f} s (aim p95 < 5 s)")
-        print(f"login storm ({args.storm} agents through nginx + Synapse + LDAP):")
-        wall, latencies, refused = asyncio.run(storm(site, address, storm_set, args.typos))
-        s_rate = line(f"storm, {args.typos:.0%} typos", wall, latencies, refused)
-        l_rate = line("plain loop, 4 in flight", *asyncio.run(loop(site, address, loop_set)))
-        if l_rate:
-            print(f"  storm / loop = {s_rate / l_rate:.2f}x (aim >= 0.8x)")
-    finally:
-        failover.deactivate("bench done", operator="bench")
+    if args.workers_compare:
+        refused = compare_presets(site, args, accounts)
+    else:
+        refused = storm_and_latency(site, failover, address, args, accounts)[2]
     if not live_switch:
         print("the standby/active switch restarted Synapse (exit 5)")
         return EXIT_SWITCH_RESTARTED

@@ -15,6 +15,17 @@ Figures (aims from issue 4):
    agents it reached;
 4. ``planb lab churn --percent 1`` then one sync apply end to end — aim < 30 s;
 5. planb's peak memory (this process's max RSS) — aim < 300 MiB.
+
+``--workers-compare`` instead measures the first full sync (users, rooms, memberships)
+twice in the same run: on Synapse's monolith (``fallback.synapse.workers: none``) and on
+the ``activation`` workers preset, each time on an emptied Synapse database (planb.yml
+edited, Synapse stopped, its database dropped, ``planb deploy``; bench/workers.py), with
+the CPU-seconds of each service's units (bench/capacity.py's meter). It prints the
+time, memberships/s, the activation/monolith ratio and both projected to 9,000 agents
+(17,640 memberships; linear, so a floor: a join costs more in a bigger room); exit
+status 7 when the preset's projection misses the issue's 15 minutes. The lab is left
+on the preset. With ``--userdir``, bench/userdir.py's ``measure_user_directory`` runs
+after each sync.
 """
 
 from __future__ import annotations
@@ -191,13 +202,78 @@ def bench_churn(site: SiteConfig) -> None:
           f"(aim < 30 s); converged {result.converged()}", flush=True)
 
 
+#: The first full sync of 9,000 agents makes this many memberships; its goal (issue 14).
+FULL_JOINS_9000, FULL_SYNC_GOAL_SECONDS = 17_640, 15 * 60
+EXIT_WORKERS_GOAL = 7
+
+
+def first_sync(site: SiteConfig) -> tuple[int, float]:
+    """The first full sync end to end (LDAP in step already): (memberships, seconds)."""
+    target = target_for(site)
+    if target is None:
+        raise SystemExit("no Matrix target after the deploy")
+    sync = Sync(site, matrix=target)
+    joins = sum(len(c.joins) for c in sync.plan().plan.room_changes)
+    t0 = time.monotonic()
+    result = Sync(site, matrix=target).apply()
+    took = time.monotonic() - t0
+    if result is None or not result.converged():
+        raise SystemExit("the first full sync did not converge")
+    return joins, took
+
+
+def bench_workers(site: SiteConfig, userdir: bool) -> int:
+    """The first full sync on the monolith, then on the activation preset; exit status."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import workers
+    from capacity import Meter
+
+    seconds: dict[str, float] = {}
+    for preset in workers.PRESETS:
+        site, _ = workers.switch(site, preset, fresh=True)
+        meter = Meter(site)
+        try:
+            def run(site: SiteConfig = site, preset: str = preset) -> int:
+                joins, seconds[preset] = first_sync(site)
+                return joins
+
+            phase = meter.measure(f"first sync ({preset})", run)
+        finally:
+            meter.close()
+        joins = phase.count
+        cpu = ", ".join(f"{u.split('/')[-1]} {c:.0f}" for u, c in sorted(phase.cpu.items()))
+        projected = seconds[preset] * FULL_JOINS_9000 / max(1, joins)
+        print(f"SYNC   {preset:<10} first full sync: {joins} memberships in "
+              f"{seconds[preset]:.0f} s = {joins / seconds[preset]:.1f}/s; 9,000 agents "
+              f"projected {projected / 60:.1f} min; CPU-s {cpu}", flush=True)
+        if userdir:
+            from userdir import measure_user_directory  # bench/userdir.py (helper U)
+            print(f"USERDIR {preset}: {measure_user_directory(site)}", flush=True)
+    ratio_ = seconds["activation"] / seconds["none"]
+    projected = seconds["activation"] * FULL_JOINS_9000 / max(1, joins)
+    print(f"SYNC   activation / monolith = {ratio_:.2f}x the time; 9,000 agents projected "
+          f"{projected / 60:.1f} min (goal <= {FULL_SYNC_GOAL_SECONDS // 60} min)")
+    if projected > FULL_SYNC_GOAL_SECONDS:
+        print(f"the activation preset misses the first sync's goal (exit {EXIT_WORKERS_GOAL})")
+        return EXIT_WORKERS_GOAL
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-c", "--config", type=Path, required=True, help="the lab's planb.yml")
     parser.add_argument("--baseline-users", type=int, default=1000)
     parser.add_argument("--skip-ldap", action="store_true")
+    parser.add_argument("--workers-compare", action="store_true",
+                        help="first full sync on the monolith and on the activation "
+                             "preset, same run (redeploys; leaves the preset on)")
+    parser.add_argument("--userdir", action="store_true",
+                        help="with --workers-compare: measure the user directory after "
+                             "each sync (bench/userdir.py)")
     args = parser.parse_args()
     site = load_config(args.config)
+    if args.workers_compare:
+        return bench_workers(site, args.userdir)
     target = target_for(site)
     if target is None:
         raise SystemExit("no Matrix target: deploy the lab first")
