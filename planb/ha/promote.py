@@ -161,7 +161,7 @@ def ssh(host: InventoryHost, script: str, *, timeout: float = SSH_TIMEOUT
     target = host.ssh
     proc = run_command(["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
                         *target.ssh_args(), target.destination, "sh -s"],
-                       check=False, timeout=timeout, input_text=script,
+                       check=False, timeout=timeout, input_text="cd /\n" + script,
                        what=f"on {host.name} over SSH")
     return proc.returncode, proc.stdout, proc.stderr
 

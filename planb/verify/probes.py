@@ -121,8 +121,11 @@ class _PinnedResolver(AbstractResolver):
 
 
 def fallback_address(site: SiteConfig) -> str:
-    """The address of the fallback's proxy host (nginx), from the inventory."""
-
+    """Where agents reach the fallback: its service address when the site has one
+    (``fallback.standby.service_address``, held by keepalived on the serving host), else
+    the address of the fallback's proxy host (nginx), from the inventory."""
+    if site.fallback.standby.service_address:
+        return site.fallback.standby.service_address
     proxies = [h for h in load_hosts(site) if "fallback_proxy" in h.groups]
     if not proxies:
         raise PlanbError("the inventory has no host in fallback_proxy to probe")
