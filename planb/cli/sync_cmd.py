@@ -89,6 +89,7 @@ _ROWS = (
     ("Matrix", "matrix_display_name", "display names"),
     ("Matrix", "room_create", "rooms created"), ("Matrix", "room_join", "room joins"),
     ("Matrix", "room_leave", "room leaves"),
+    ("Matrix", "room_open", "department rooms opened (members only, by planb's module)"),
 )
 
 

@@ -128,6 +128,15 @@ class RoomCreate:
 
 
 @dataclass(frozen=True)
+class RoomOpen:
+    """A department room an older planb made invite-only, to move to the public join
+    rule (kept to its members by planb's Synapse module; see planb.messaging.rooms)."""
+
+    alias: str
+    name: str
+
+
+@dataclass(frozen=True)
 class RoomChange:
     """Members (localparts) to join to and remove from one room."""
 
@@ -164,6 +173,7 @@ class Plan:
     display_names: tuple[DisplayNameChange, ...] = ()
     room_creates: tuple[RoomCreate, ...] = ()
     room_changes: tuple[RoomChange, ...] = ()
+    room_opens: tuple[RoomOpen, ...] = ()
     collisions: tuple[Collision, ...] = ()
     rejections: tuple[Rejection, ...] = ()
     kept: tuple[Kept, ...] = ()
@@ -186,6 +196,7 @@ class Plan:
             "room_create": len(self.room_creates),
             "room_join": sum(len(c.joins) for c in self.room_changes),
             "room_leave": sum(len(c.leaves) for c in self.room_changes),
+            "room_open": len(self.room_opens),
             "code_issue": sum(1 for c in self.code_issues if c.reason != RENEWED),
             "code_renew": sum(1 for c in self.code_issues if c.reason == RENEWED),
             "code_revoke": len(self.code_revocations),
@@ -372,6 +383,16 @@ class _Builder:
             self.add("matrix_deactivations",
                      StatusChange(entry.id, entry.login, reason, localpart))
 
+    def opens(self) -> tuple[RoomOpen, ...]:
+        """Department rooms still invite-only, named after their department if it is
+        still one (else the room keeps the name it has)."""
+        departments = [d for d in self.members if d]
+        names = {alias: d for d, alias in
+                 room_aliases(departments, self.options.room_prefix).items()}
+        return tuple(RoomOpen(alias, names.get(alias, ""))
+                     for alias in sorted(self.matrix.closed)
+                     if alias != self.options.announcement_room)
+
     def rooms(self) -> tuple[tuple[RoomCreate, ...], tuple[RoomChange, ...]]:
         departments = [d for d in self.members if d]
         aliases = room_aliases(departments, self.options.room_prefix)
@@ -406,7 +427,7 @@ class _Builder:
         return Plan(
             source=self.source.source, source_agents=len(self.source.agents),
             active_before=self.fallback.active_count(), room_creates=creates,
-            room_changes=changes, collisions=tuple(sorted(
+            room_changes=changes, room_opens=self.opens(), collisions=tuple(sorted(
                 (*self.assignment.collisions, *self.rename_collisions),
                 key=lambda c: (c.localpart, c.refused_id))),
             rejections=self.source.rejections, **sorted_lists,  # type: ignore[arg-type]

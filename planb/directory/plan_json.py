@@ -33,6 +33,7 @@ from planb.directory.plan import (
     Plan,
     RoomChange,
     RoomCreate,
+    RoomOpen,
     StatusChange,
 )
 from planb.errors import UsageError
@@ -46,7 +47,8 @@ _SECTIONS: dict[str, dict[str, str]] = {
              "reactivate": "ldap_reactivations", "move": "moves"},
     "matrix": {"create": "matrix_creates", "deactivate": "matrix_deactivations",
                "reactivate": "matrix_reactivations", "display_name": "display_names",
-               "room_create": "room_creates", "room_change": "room_changes"},
+               "room_create": "room_creates", "room_change": "room_changes",
+               "room_open": "room_opens"},
     "enrolment": {"issue": "code_issues", "revoke": "code_revocations"},
     "reports": {"collisions": "collisions", "rejections": "rejections", "kept": "kept"},
 }
@@ -55,7 +57,8 @@ _ITEM_TYPES: dict[str, type] = {
     "ldap_reactivations": StatusChange, "moves": Move, "matrix_creates": MatrixCreate,
     "matrix_deactivations": StatusChange, "matrix_reactivations": StatusChange,
     "display_names": DisplayNameChange, "room_creates": RoomCreate,
-    "room_changes": RoomChange, "collisions": Collision, "rejections": Rejection, "kept": Kept,
+    "room_changes": RoomChange, "room_opens": RoomOpen, "collisions": Collision,
+    "rejections": Rejection, "kept": Kept,
     "code_issues": CodeIssue, "code_revocations": CodeRevoke,
 }
 

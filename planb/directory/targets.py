@@ -101,10 +101,14 @@ class MatrixState:
 
     users: Mapping[str, MatrixUser] = field(default_factory=dict)
     rooms: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: Department rooms (by alias) an older planb made invite-only: to be opened.
+    closed: frozenset[str] = frozenset()
 
     @classmethod
     def build(cls, users: Iterable[MatrixUser] = (),
-              rooms: Mapping[str, Iterable[str]] | None = None) -> MatrixState:
+              rooms: Mapping[str, Iterable[str]] | None = None,
+              closed: Iterable[str] = ()) -> MatrixState:
         """Index ``users`` by localpart and freeze the room member sets."""
         return cls({u.localpart: u for u in users},
-                   {alias: frozenset(members) for alias, members in (rooms or {}).items()})
+                   {alias: frozenset(members) for alias, members in (rooms or {}).items()},
+                   frozenset(closed))

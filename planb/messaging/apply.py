@@ -38,9 +38,9 @@ from planb.messaging.admin_api import AdminApi, MatrixApiError
 from planb.messaging.rooms import (
     NotPlanbsRoom,
     RoomNames,
+    check_planbs_room,
     ensure_room,
     open_department_room,
-    rooms_to_open,
 )
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ class MatrixApplier:
         started = time.monotonic()
         try:
             rooms = self._rooms(plan, report, progress)
-            self._open_rooms(report, progress)
+            self._open_rooms(plan, report, progress)
             self._users(plan, report, progress)
             self._members(plan, rooms, report, progress)
         except KeyboardInterrupt:
@@ -160,16 +160,23 @@ class MatrixApplier:
             progress("rooms", i, len(wanted))
         return rooms
 
-    def _open_rooms(self, report: ApplyReport, progress: Progress) -> None:
+    def _open_rooms(self, plan: Plan, report: ApplyReport, progress: Progress) -> None:
         """Department rooms made invite-only by an older planb: opened (see
-        :func:`planb.messaging.rooms.open_department_room`), once."""
-        found = rooms_to_open(self.api, self.names, self.admin_id)
-        jobs: list[Job] = [("room_open", f"{name} ({room_id})",
-                            _call(open_department_room, self.api, room_id, name))
-                           for room_id, name in sorted(found.items())]
-        if jobs:
-            log.info("Matrix: opening %d department room(s) made invite-only", len(jobs))
+        :func:`planb.messaging.rooms.open_department_room`)."""
+        jobs: list[Job] = [("room_open", change.alias, _call(self._open, change.alias,
+                                                             change.name))
+                           for change in plan.room_opens]
         run_jobs(jobs, report, progress, "rooms opened", len(jobs), self.workers)
+
+    def _open(self, alias: str, department: str) -> None:
+        room_id = self.api.resolve_alias(alias)
+        if room_id is None:
+            return  # gone since the plan: nothing to open
+        check_planbs_room(self.api, alias, room_id, self.admin_id)
+        name = department or str(self.api.room(room_id).get("name") or "")
+        if not name:
+            raise MatrixApiError(f"room {self.api.alias_id(alias)} has no department name")
+        open_department_room(self.api, room_id, name)
 
     def _users(self, plan: Plan, report: ApplyReport, progress: Progress) -> None:
         api = self.api

@@ -23,7 +23,7 @@ from planb.inventory import SshTarget
 from planb.messaging.admin_api import AdminApi, MatrixApiError, quote
 from planb.messaging.admin_token import read_token, renew_token, token_file
 from planb.messaging.apply import DEFAULT_WORKERS, MatrixApplier
-from planb.messaging.rooms import RoomNames, managed_rooms, room_members
+from planb.messaging.rooms import RoomNames, managed_rooms, room_members, rooms_to_open
 from planb.messaging.tunnel import admin_tunnel, messaging_host
 
 log = logging.getLogger(__name__)
@@ -84,8 +84,11 @@ class SynapseTarget:
                 if localpart is not None:
                     users.append(MatrixUser(localpart, info.display_name, info.deactivated,
                                             service=info.admin or info.user_type is not None))
-            rooms = room_members(api, managed_rooms(api, self.names, self.admin_id))
-        return MatrixState.build(users, rooms)
+            managed = managed_rooms(api, self.names, self.admin_id)
+            rooms = room_members(api, managed)
+            closed = rooms_to_open(api, self.names, self.admin_id)
+        return MatrixState.build(users, rooms,
+                                 [alias for alias, rid in managed.items() if rid in closed])
 
     def apply(self, plan: Plan, progress: Progress) -> ApplyReport:
         """Apply the plan's Matrix sections (resumable: see :mod:`planb.messaging.apply`)."""

@@ -337,3 +337,17 @@ def test_fallback_state_refuses_duplicate_ids() -> None:
         assert "uid=a,dc=x" in str(exc) and "uid=b,dc=x" in str(exc)
     else:
         raise AssertionError("duplicate ids accepted")
+
+
+def test_an_invite_only_department_room_is_opened_even_when_nothing_else_changes() -> None:
+    """A synced site upgraded from invite-only department rooms: the next sync's plan
+    is not empty, it opens them (never the announcement room), then nothing more."""
+    options = PlanOptions(announcement_room="annonces", announcement_name="Annonces")
+    src = source(*(agent(n) for n in range(1, 5)))
+    fallback, matrix = synced(src, options)
+    old = dataclasses.replace(matrix, closed=frozenset({ROOM_FIN, "annonces", "dept-gone"}))
+    plan = compute_plan(src, fallback, old, options)
+    assert [(o.alias, o.name) for o in plan.room_opens] == [("dept-finances", FIN),
+                                                            ("dept-gone", "")]
+    assert not plan.is_empty() and plan.summary()["room_open"] == 2
+    assert compute_plan(src, fallback, matrix, options).is_empty()

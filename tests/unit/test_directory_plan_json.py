@@ -40,6 +40,7 @@ def rich_plan() -> Plan:
          MatrixUser("agent2", "Zoë Nom2"), MatrixUser("agent3", "Zoë Nom3", deactivated=True),
          MatrixUser("agent4", "Zoë Nom4")],
         {"dept-finances": {"agent0", "agent1", "agent2"}, "dept-rh": {"agent4"}},
+        closed={"dept-rh"},
     )
     source = SourceResult("agents.csv", (
         a[0], dataclasses.replace(a[1], password_hash=Secret(HASH)), a[3], a[4],
@@ -55,7 +56,7 @@ def test_every_kind_of_change_appears_and_round_trips() -> None:
     assert all(summary[key] for key in (
         "ldap_add", "ldap_update", "ldap_deactivate", "ldap_reactivate", "department_move",
         "matrix_create", "matrix_deactivate", "matrix_reactivate", "matrix_display_name",
-        "room_join", "room_leave", "collisions", "rejected")), summary
+        "room_join", "room_leave", "room_open", "collisions", "rejected")), summary
     back = plan_from_json(plan_to_json(plan))
     assert back != plan  # the hashes stayed behind
     hashed = Agent("id-5", "agent5", password_hash=Secret(HASH))

@@ -14,7 +14,7 @@ import json
 
 import pytest
 
-from planb.directory.plan import Plan, RoomChange
+from planb.directory.plan import Plan, RoomChange, RoomOpen
 from planb.messaging.announce import announce_with
 from planb.messaging.apply import MatrixApplier
 from planb.messaging.rooms import NotPlanbsRoom, RoomNames, ensure_room
@@ -82,3 +82,24 @@ def test_the_announcement_is_not_posted_to_a_room_an_agent_created(
     assert MALLORY in failure.reason and "#annonces:planb.lab" in failure.reason
     assert report.event_id == "" and not report.ok
     assert [s[0] for s in script.seen] == ["GET", "GET"]  # nothing sent, no one joined
+
+
+def test_apply_opens_planbs_invite_only_room_department_event_first_never_an_agents(
+        server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [(200, {"room_id": "!ours:planb.lab"}), details("!ours:planb.lab", ADMIN),
+                      (200, {"event_id": "$1"}), (200, {"event_id": "$2"}),
+                      (200, {"room_id": "!taken:planb.lab"}),
+                      details("!taken:planb.lab", MALLORY)]
+    plan = Plan("test", 0, 0, room_opens=(RoomOpen("dept-finances", "Finances"),
+                                          RoomOpen("dept-rh", "RH")))
+    report = MatrixApplier(client(url, []), RoomNames(), ADMIN, workers=1).apply(
+        plan, lambda phase, done, total: None)
+    puts = [(path.rsplit("/state/", 1)[1], json.loads(body))
+            for method, path, _, body in script.seen if method == "PUT"]
+    assert puts == [("org.planb.department/", {"department": "Finances"}),
+                    ("m.room.join_rules/", {"join_rule": "public"})]
+    assert all("taken" not in path for _, path, _, _ in script.seen if "/state/" in path)
+    (failure,) = report.failures
+    assert (failure.kind, failure.who) == ("room_open", "dept-rh") and MALLORY in failure.reason
+    assert report.done == {"room_open": 1}
