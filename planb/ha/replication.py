@@ -42,7 +42,8 @@ FILES_MAX_AGE_SECONDS = 300
 DEFAULT_MAX_LAG_SECONDS = 60
 SSH_TIMEOUT = 30
 
-_PSQL = "runuser -u postgres -- psql -X -tA -F'|' -c "
+#: From /, which the postgres user may enter (psql warns on stderr from root's home).
+_PSQL = "cd / && runuser -u postgres -- psql -X -tA -F'|' -c "
 _STANDBY_SQL = (
     "SELECT pg_is_in_recovery(), COALESCE((SELECT status FROM pg_stat_wal_receiver), ''), "
     "COALESCE(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0), "

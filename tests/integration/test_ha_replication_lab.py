@@ -23,7 +23,7 @@ from planb.ha.replication import replication_state
 from planb.verify.registry import run_checks
 from tests.integration import lab_state
 from tests.integration.conftest import LabSession
-from tests.integration.ha_lab import on
+from tests.integration.ha_lab import KEPT_SITE, on
 
 pytestmark = pytest.mark.lab
 
@@ -85,6 +85,14 @@ def exists(session: LabSession, host: str, dn: str) -> bool:
     return code == 0
 
 
+@pytest.mark.skipif(bool(KEPT_SITE), reason="a kept HA lab is deployed once per session")
+def test_second_deploy_changes_nothing_on_the_ha_lab(ha_lab: LabSession) -> None:
+    second = ha_lab.second_deploy
+    assert second is not None and second.ok, second
+    changed = {name: stats.changed for name, stats in second.hosts.items()}
+    assert changed == {"primary": 0, "fallback": 0, "standby": 0}
+
+
 def test_standby_streams_and_runs_no_service(ha_lab: LabSession) -> None:
     state = replication_state(ha_lab.site)
     assert [s.host for s in state.standbys] == ["standby"]
@@ -126,8 +134,10 @@ def test_a_room_made_on_the_fallback_is_on_the_standby_within_seconds(
 
 def test_ldap_changes_replicate_both_ways(ha_lab: LabSession) -> None:
     suffix = ha_lab.site.fallback.ldap_suffix
-    dn = f"cn=planb-ha-{secrets.token_hex(4)},ou=services,{suffix}"
-    code, out = ldap(ha_lab, "standby", "ldapadd", f"dn: {dn}\nobjectClass: organizationalRole\n")
+    name = f"planb-ha-{secrets.token_hex(4)}"
+    dn = f"cn={name},ou=services,{suffix}"
+    code, out = ldap(ha_lab, "standby", "ldapadd",
+                     f"dn: {dn}\nobjectClass: organizationalRole\ncn: {name}\n")
     assert code == 0, out
     try:
         up = wait_for("an entry added on the standby, on the fallback",
