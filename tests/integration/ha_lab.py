@@ -5,7 +5,8 @@ promotion, the fallback-host-down drill) share this lab, booted once per test se
 on $PLANB_TEST_HA_BRIDGE / $PLANB_TEST_HA_SUBNET (default planb7, 10.77.7.0/24, CI's):
 primary .10 (lab_primary), fallback .11 (fallback_directory, fallback_messaging,
 fallback_proxy), standby .12 (fallback_standby); ``fallback.standby.service_address``
-is .30 of the subnet. Deployed, the standby's replication in step, the signing key
+is .30 of the subnet; Synapse runs the workers of ``fallback.synapse.workers:
+activation`` (with Redis). Deployed, the standby's replication in step, the signing key
 made and 60 agents synced. Torn down when the session ends ('lab down' must leave
 nothing behind). Each module leaves it as it found it, except a ``runs_last`` one.
 
@@ -57,9 +58,15 @@ def boot(site_dir: Path) -> LabSession:
     lab_config = LabConfig(subnet=SUBNET, bridge=BRIDGE, agents=AGENTS, ha=True)
     key = site_dir / ".planb" / "lab" / "id_ed25519"
     path = write_lab_site(site_dir, build_topology(SUBNET, BRIDGE, ha=True), key, lab_config)
+    # Synapse's workers (issue 14): the HA lab runs the activation preset.
+    text = path.read_text(encoding="utf-8")
+    assert "    workers: none\n" in text
+    path.write_text(text.replace("    workers: none\n", "    workers: activation\n", 1),
+                    encoding="utf-8")
     site = load_config(path)
     assert site.lab is not None and site.lab.ha
     assert site.fallback.standby.service_address == service_address()
+    assert site.fallback.synapse.workers == "activation"
     lab = Lab(site)
     session = LabSession(site=site, lab=lab, topology=lab.up())
     assert [h.name for h in session.topology.hosts] == HOSTS
