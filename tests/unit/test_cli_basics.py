@@ -102,3 +102,20 @@ def test_config_show_never_prints_the_bind_password(tmp_path: Path, as_json: boo
     assert secret not in shown.output
     assert ('"bind_password": "********"' if as_json else "bind_password: '********'"
             ) in shown.output
+
+
+def test_lab_up_ha_refuses_split_and_a_lab_made_without_it(tmp_path: Path) -> None:
+    both = runner.invoke(app, ["--config", str(tmp_path / "planb.yml"), "lab", "up", "--ha",
+                               "--split"])
+    assert both.exit_code == 2, both.output
+    assert "not with --split" in both.output
+    assert not (tmp_path / "planb.yml").exists()
+    from planb.config import LabConfig
+    from planb.lab.site import write_lab_site
+    from planb.lab.topology import build_topology
+
+    lab = LabConfig(subnet="10.77.3.0/24", bridge="planb3")
+    write_lab_site(tmp_path, build_topology(lab.subnet, lab.bridge), tmp_path / "key", lab)
+    later = runner.invoke(app, ["--config", str(tmp_path / "planb.yml"), "lab", "up", "--ha"])
+    assert later.exit_code == 2, later.output
+    assert "made without a standby" in " ".join(later.output.split())
