@@ -104,7 +104,14 @@ def test_config_show_never_prints_the_bind_password(tmp_path: Path, as_json: boo
             ) in shown.output
 
 
-def test_lab_up_ha_refuses_split_and_a_lab_made_without_it(tmp_path: Path) -> None:
+def test_lab_up_ha_refuses_split_and_a_lab_made_without_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from planb.lab.lab import Lab
+
+    def never(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("refused 'lab up --ha' must not boot anything")
+
+    monkeypatch.setattr(Lab, "up", never)
     both = runner.invoke(app, ["--config", str(tmp_path / "planb.yml"), "lab", "up", "--ha",
                                "--split"])
     assert both.exit_code == 2, both.output
