@@ -38,6 +38,7 @@ import shlex
 import socket
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,14 +146,19 @@ def refusals(old: InventoryHost, answering: Sequence[str], lag: Lag, rpo_seconds
 def answering(host: InventoryHost, timeout: float = PROBE_TIMEOUT) -> list[str]:
     """The services of ``host`` that accept a TCP connection now (``ssh:22`` ...)."""
     ssh_port = int(host.hostvars.get("ansible_port") or 22)
-    found = []
-    for name, port in (("ssh", ssh_port), ("postgresql", POSTGRESQL_PORT), ("https", 443)):
+    ports = (("ssh", ssh_port), ("postgresql", POSTGRESQL_PORT), ("https", 443))
+
+    def answers(port: int) -> bool:
         try:
             with socket.create_connection((host.address, port), timeout=timeout):
-                found.append(f"{name}:{port}")
+                return True
         except OSError:
-            continue
-    return found
+            return False
+
+    # At once: a host that is down makes each attempt wait its whole timeout.
+    with ThreadPoolExecutor(len(ports)) as pool:
+        up = list(pool.map(answers, (port for _, port in ports)))
+    return [f"{name}:{port}" for (name, port), ok in zip(ports, up, strict=True) if ok]
 
 
 def ssh(host: InventoryHost, script: str, *, timeout: float = SSH_TIMEOUT
@@ -319,7 +325,8 @@ class Promoter:
     """The promotion of one site's standby, recorded in its audit log and journals."""
 
     def __init__(self, site: SiteConfig, store: JournalStore, *,
-                 planner: Callable[[SiteConfig], Plan] = plan) -> None:
+                 planner: Callable[[SiteConfig, Sequence[InventoryHost]], Plan] = plan
+                 ) -> None:
         self.site = site
         self.store = store
         self.planner = planner
@@ -338,13 +345,15 @@ class Promoter:
         with self.state_file.locked():
             audit = _Auditor(self.audit, who, reason)
             audit("requested", detail="forced" if force else "")
-            done = promoted_already(load_hosts(self.site))
+            hosts = load_hosts(self.site)
+            done = promoted_already(hosts)
             if done is not None:
                 message = f"{done.name} was already promoted: nothing changed"
                 audit("unchanged", detail=message)
                 return Promotion(False, message)
+            checked_at, check_start = utc_now(), time.monotonic()
             try:
-                found = self.planner(self.site)
+                found = self.planner(self.site, hosts)
             except PlanbError as exc:
                 audit("refused", detail=exc.message)
                 raise
@@ -357,14 +366,17 @@ class Promoter:
                 raise PlanbError("promotion refused: " + "; ".join(found.refusals),
                                  hint="nothing was changed; --force overrides this (recorded "
                                       "in the audit log and the journal)")
-            return self._run(found, audit, reason, who, force, drill)
+            return self._run(found, audit, reason, who, force, drill,
+                             (checked_at, check_start))
 
     def _run(self, found: Plan, audit: _Auditor, reason: str, who: str, force: bool,
-             drill: bool) -> Promotion:
-        started, start = utc_now(), time.monotonic()
+             drill: bool, checked: tuple[str, float]) -> Promotion:
+        """The steps after the check (``checked``: when it started, wall and monotonic)."""
+        started, start = checked
         mode = self.state_file.load().mode
         forced = found.refusals if force else ()
-        steps: list[StepRecord] = [_record("check", "ok", started, 0.0, "\n".join(
+        steps: list[StepRecord] = [_record("check", "ok", started, time.monotonic() - start,
+                                           "\n".join(
             [f"old primary {found.lost.name}: " + (", ".join(found.answering) or
                                                    "does not answer"),
              f"standby {found.standby.name}: {found.lag.describe()}",

@@ -5,6 +5,7 @@ tests/integration/test_failover_promote_lab.py)."""
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -146,8 +147,8 @@ def test_a_recorded_promotion_moves_the_groups_for_planb_and_its_playbooks(
 
 
 def planner(answers: tuple[str, ...], lag: Lag) -> object:
-    def plan(site: SiteConfig) -> Plan:
-        hosts = by_name(site)
+    def plan(site: SiteConfig, inventory: Sequence[InventoryHost]) -> Plan:
+        hosts = {h.name: h for h in inventory}
         return Plan(hosts["fallback"], hosts["standby"], answers, lag,
                     tuple(refusals(hosts["fallback"], answers, lag,
                                    site.objectives.rpo_seconds)))
@@ -189,7 +190,7 @@ def test_a_recorded_promotion_is_not_done_twice(site: SiteConfig,
     hosts = by_name(site)
     record_promotion(site, hosts["fallback"], hosts["standby"], at="t", why="earlier")
 
-    def never(site: SiteConfig) -> Plan:
+    def never(site: SiteConfig, hosts: Sequence[InventoryHost]) -> Plan:
         raise AssertionError("a recorded promotion must not be planned again")
 
     done = Promoter(site, store, planner=never).promote("again")
