@@ -190,6 +190,11 @@ class Meter:
         line = ", ".join(f"{s} {c * 1000:.1f}" for s, c in sorted(phase.per_op().items()))
         print(f"  {name:<18} {count:>5} ops in {seconds:6.1f} s; CPU-ms per op: {line}",
               flush=True)
+        workers = {u.split("/")[-1].removeprefix("synapse-worker@").removesuffix(".service"):
+                   c for u, c in phase.cpu.items() if service_of(u) == "synapse"}
+        if len(workers) > 1:
+            print("  " + " " * 18 + "  Synapse's processes: " + ", ".join(
+                f"{w} {c * 1000 / max(1, count):.1f}" for w, c in sorted(workers.items())))
         return phase
 
     def measure(self, name: str, run):  # type: ignore[no-untyped-def]

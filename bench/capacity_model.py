@@ -198,23 +198,23 @@ def layout_misses(layout: Layout, demand: Demand, mib: Mapping[str, float]) -> l
 
 #: Recommended layouts (docs/capacity.md): cores and MiB per service, Synapse processes.
 LAYOUTS = {
-    9000: Layout("9,000 agents: one fallback host, 12 cores, 16 GiB, Synapse's 'activation' "
-                 "workers with 3 incremental sync workers",
-                 cores={"synapse": 6, "postgresql": 3, "slapd": 0.5, "nginx": 0.5,
+    9000: Layout("9,000 agents: one fallback host, 16 cores, 16 GiB, Synapse's 'activation' "
+                 "workers with 4 incremental and 2 initial sync workers",
+                 cores={"synapse": 8, "postgresql": 4, "slapd": 0.5, "nginx": 0.5,
                         "redis": 0.5},
                  mib={"synapse": 6144, "postgresql": 6144, "slapd": 512, "nginx": 256,
                       "redis": 256},
-                 processes={"main+persisters": 3, "sync_initial": 1,
-                            "sync_incremental": 3, "client_reader": 1, "media": 1}),
-    50000: Layout("50,000 agents: a messaging host (main, persisters, PostgreSQL, Redis: "
-                  "24 cores, 48 GiB) + a Synapse workers host (24 cores, 24 GiB) + a "
-                  "directory host (2 cores)",
-                  cores={"synapse": 28, "postgresql": 12, "slapd": 1, "nginx": 2,
+                 processes={"main+persisters": 3, "sync_initial": 2,
+                            "sync_incremental": 4, "client_reader": 1, "media": 1}),
+    50000: Layout("50,000 agents: a messaging host (main, 7 persisters, PostgreSQL, Redis, "
+                  "nginx: 32 cores, 64 GiB) + a Synapse workers host (32 cores, 32 GiB) + "
+                  "a directory host (2 cores, 4 GiB)",
+                  cores={"synapse": 36, "postgresql": 18, "slapd": 1, "nginx": 2,
                          "redis": 1},
-                  mib={"synapse": 24576, "postgresql": 32768, "slapd": 2048,
+                  mib={"synapse": 16384, "postgresql": 32768, "slapd": 2048,
                        "nginx": 1024, "redis": 1024},
-                  processes={"main+persisters": 5, "sync_initial": 4,
-                             "sync_incremental": 14, "client_reader": 2, "media": 2}),
+                  processes={"main+persisters": 8, "sync_initial": 7,
+                             "sync_incremental": 20, "client_reader": 2, "media": 2}),
 }
 
 

@@ -24,9 +24,10 @@ delivery latency, and a login storm next to a plain concurrent login loop.
   the same run; Synapse's MainPID must not change across activate and deactivate (the
   guard reads the mode at each login). Exit status 5 when it did.
 
-- ``--workers-compare``: the latency and the login storm first on Synapse's monolith, then
-  on the ``activation`` workers preset (planb.yml edited and ``planb deploy``, by
-  bench/workers.py; other agents each time), side by side. The lab is left on the preset.
+- ``--workers-compare``: the latency and the login storm on the lab's Synapse preset, then
+  on the other one (monolith ``none`` / ``activation``: planb.yml edited and ``planb
+  deploy``, by bench/workers.py; other agents each time), side by side. The lab is left
+  on the other preset.
 
 Exit status 4 when a drill did not pass or its RTO missed ``objectives.rto_seconds``
 (the other parts still run and print), 1 when the lab cannot be benchmarked.
@@ -328,8 +329,11 @@ def compare_presets(site: SiteConfig, args: argparse.Namespace,
 
     half = len(accounts) // 2
     figures, refused = {}, []
-    for i, preset in enumerate(workers.PRESETS):
-        site, _ = workers.switch(site, preset, fresh=False)
+    # The lab's own preset first (no deploy), then the other one.
+    order = sorted(workers.PRESETS, key=lambda p: p != workers.preset_of(site))
+    for i, preset in enumerate(order):
+        if preset != workers.preset_of(site):
+            site, _ = workers.switch(site, preset, fresh=False)
         store = site_store(site)
         failover = Failover(site, default_registry(site, store), store)
         print(f"--- workers: {preset}")
@@ -359,8 +363,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="share of the storm's agents who first mistype their password")
     parser.add_argument("--skip-switch", action="store_true", help="no switch timing")
     parser.add_argument("--workers-compare", action="store_true",
-                        help="latency and login storm on the monolith, then on the "
-                             "activation workers preset (redeploys; leaves the preset on)")
+                        help="latency and login storm on the lab's preset, then on the "
+                             "other one (monolith / activation; one redeploy, left on)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("nio").setLevel(logging.ERROR)
