@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     no_args_is_help=True,
-    help="Switch the fallback from standby to active during an incident, and back.\n\n"
+    help="Switch the fallback from standby to active during an incident, and back; "
+         "promote the hot standby when the fallback host is lost.\n\n"
          "Nothing here contacts the main (primary) system: activation works while it is "
          "down. Every request and step goes to <state_dir>/failover/audit.log, and every "
          "transition to a signed journal.",
