@@ -56,8 +56,19 @@ def sql(session: LabSession, host: str, query: str) -> str:
     return done.stdout.strip()
 
 
+def media_base(session: LabSession) -> str:
+    """Where media requests go on the fallback: the media worker's listener when the
+    site runs Synapse's workers (the main process then serves no media), else 8008."""
+    found = on(session, "fallback", "f=$(grep -l 'worker_app: synapse.app.media_repository' "
+                                    "/etc/synapse/workers/*.yaml 2>/dev/null | head -n 1); "
+                                    "[ -n \"$f\" ] && sed -n 's/^    port: //p' \"$f\" | head -n 1")
+    port = found.stdout.strip()
+    return f"http://127.0.0.1:{port}" if port.isdigit() else "http://127.0.0.1:8008"
+
+
 def admin_api(session: LabSession, method: str, path: str, body: object = None,
-              *, data: bytes | None = None, content_type: str = "application/json") -> dict:
+              *, data: bytes | None = None, content_type: str = "application/json",
+              base: str = "http://127.0.0.1:8008") -> dict:
     """Synapse's client/admin API on the fallback (loopback) as planb's admin account."""
     token = (session.site.state_dir / "synapse" / "admin-token").read_text().strip()
     payload = data if data is not None else (json.dumps(body).encode() if body is not None
@@ -67,7 +78,7 @@ def admin_api(session: LabSession, method: str, path: str, body: object = None,
               "'Authorization': 'Bearer ' + sys.argv[3], 'Content-Type': sys.argv[4]}); "
               "print(u.urlopen(r).read().decode())")
     done = run_in(session, "fallback", ["python3", "-c", script,
-                                        f"http://127.0.0.1:8008{path}", method, token,
+                                        f"{base}{path}", method, token,
                                         content_type], (payload or b"").decode("latin-1"))
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout or "{}")
@@ -163,8 +174,9 @@ def test_media_and_signing_key_are_copied(ha_lab: LabSession) -> None:
     keys = "sha256sum /etc/synapse/keys/* /etc/synapse/homeserver.yaml"
     assert on(ha_lab, "standby", keys).stdout == on(ha_lab, "fallback", keys).stdout
     body = secrets.token_hex(16).encode()
+    media = media_base(ha_lab)
     uri = admin_api(ha_lab, "POST", "/_matrix/media/v3/upload?filename=ha.txt", data=body,
-                    content_type="text/plain")["content_uri"]
+                    content_type="text/plain", base=media)["content_uri"]
     media_id = uri.rsplit("/", 1)[1]
     path = f"{MEDIA}/local_content/{media_id[:2]}/{media_id[2:4]}/{media_id[4:]}"
     try:
@@ -173,7 +185,8 @@ def test_media_and_signing_key_are_copied(ha_lab: LabSession) -> None:
         print(f"media on the standby {seconds:.1f} s after the upload")
     finally:
         server = ha_lab.site.matrix.server_name
-        admin_api(ha_lab, "DELETE", f"/_synapse/admin/v1/media/{server}/{media_id}")
+        admin_api(ha_lab, "DELETE", f"/_synapse/admin/v1/media/{server}/{media_id}",
+                  base=media)
     wait_for("the deleted media gone from the standby", lambda: on(
         ha_lab, "standby", f"test -e {path}").returncode != 0, timeout=120)
 
