@@ -42,6 +42,12 @@ FILES_MAX_AGE_SECONDS = 300
 DEFAULT_MAX_LAG_SECONDS = 60
 SSH_TIMEOUT = 30
 
+#: What only the serving host runs: on a standby, any of these active is a fault (a
+#: Synapse or a worker left running there holds stale state and would not be restarted
+#: by a promotion's start; nginx or coturn would answer agents from a read-only copy).
+SERVING_UNITS = ("synapse.service", "synapse-worker@*.service", "nginx.service",
+                 "coturn.service", "redis-server.service")
+
 #: From /, which the postgres user may enter (psql warns on stderr from root's home).
 _PSQL = "cd / && runuser -u postgres -- psql -X -tA -F'|' -c "
 _STANDBY_SQL = (
@@ -68,7 +74,10 @@ def standby_probe(suffix: str) -> str:
     """The shell command run on a standby (one ``key=value`` a line)."""
     return (f"echo pg=$({_PSQL}{shlex.quote(_STANDBY_SQL)} 2>&1 | tr '\\n' ' '); "
             f"{_csn_command(suffix)}; "
-            f"echo files=$(cat {FILES_STATUS} 2>/dev/null | tr -d '\\n'); echo now=$(date +%s)")
+            f"echo files=$(cat {FILES_STATUS} 2>/dev/null | tr -d '\\n'); "
+            "echo running=$(systemctl list-units --state=active --plain --no-legend "
+            f"--type=service {' '.join(shlex.quote(u) for u in SERVING_UNITS)} 2>/dev/null "
+            "| awk '{print $1}' | tr '\\n' ' '); echo now=$(date +%s)")
 
 
 def primary_probe(suffix: str, directory: bool) -> str:
@@ -102,6 +111,8 @@ class StandbyReplication:
     files_age_seconds: int | None
     files: str
     reachable: bool = True
+    #: Units active here that only the serving host may run (:data:`SERVING_UNITS`).
+    running: tuple[str, ...] = ()
 
     def problems(self, max_lag_seconds: float) -> list[str]:
         """What is wrong, for a person (empty: in step)."""
@@ -116,6 +127,9 @@ class StandbyReplication:
             found.append(f"slapd {self.ldap}")
         if self.files_ok is not True or (self.files_age_seconds or 0) > FILES_MAX_AGE_SECONDS:
             found.append(f"files {self.files}")
+        if self.running:
+            found.append(f"runs {', '.join(self.running)}, which only the serving host may "
+                         f"('planb deploy --limit {self.host}' stops them)")
         return found
 
     def summary(self) -> str:
@@ -130,7 +144,8 @@ class StandbyReplication:
                 "postgres": self.postgres, "replay_lag_seconds": self.replay_lag_seconds,
                 "replay_lag_bytes": self.replay_lag_bytes, "ldap_in_step": self.ldap_in_step,
                 "ldap": self.ldap, "files_at": self.files_at, "files_ok": self.files_ok,
-                "files_age_seconds": self.files_age_seconds, "files": self.files}
+                "files_age_seconds": self.files_age_seconds, "files": self.files,
+                "running": list(self.running)}
 
 
 @dataclass(frozen=True)
@@ -221,8 +236,10 @@ def assess(host: str, standby_text: str, primary_text: str | None,
         files = "never copied" if not raw else "status unreadable"
     if files_ok and (files_age or 0) > FILES_MAX_AGE_SECONDS:
         files = f"last copy {files_age} s ago (late: over {FILES_MAX_AGE_SECONDS} s)"
+    running = tuple(sorted(u for u in " ".join(got.get("running", [])).split()
+                           if re.fullmatch(r"[A-Za-z0-9@._-]+[.]service", u)))
     return StandbyReplication(host, streaming, postgres, lag_s, lag_b, in_step, ldap,
-                              files_at, files_ok, files_age, files)
+                              files_at, files_ok, files_age, files, running=running)
 
 
 def _ssh(host: InventoryHost, command: str) -> str:

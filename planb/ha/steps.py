@@ -85,7 +85,9 @@ def services_script(mode: str, old_address: str, new_address: str,
                     health_seconds: int = 120) -> str:
     """The mode written; the configuration copied from the lost host (:data:`COPIED_CONFIG`)
     pointed at this host instead of ``old_address`` (Synapse's directory, coturn's
-    listening address); Synapse (+ workers), nginx and coturn started; /health awaited."""
+    listening address); Synapse (+ workers), nginx and coturn enabled and (re)started, so
+    that nothing left running on the standby keeps old state or configuration; /health
+    awaited."""
     if mode not in ("active", "standby"):
         raise ValueError(f"mode {mode!r}")
     for address in (old_address, new_address):
@@ -102,20 +104,23 @@ def services_script(mode: str, old_address: str, new_address: str,
         f"echo 'mode {mode} written to {MODE_FILE}'\n"
         # Workers need their replication bus first (the redis role's Debian Redis).
         f"if ls {WORKER_CONFIGS}/*.yaml >/dev/null 2>&1; then\n"
-        "  systemctl enable --now redis-server.service >/dev/null 2>&1 || "
+        "  { systemctl enable redis-server.service && systemctl restart redis-server.service; }"
+        " >/dev/null 2>&1 || "
         "{ echo 'redis-server (Synapse workers) does not start here' >&2; exit 1; }\n"
         "  echo 'redis-server started (Synapse workers)'\nfi\n"
-        "systemctl enable --now synapse.service >/dev/null 2>&1 || "
+        "{ systemctl enable synapse.service && systemctl restart synapse.service; } "
+        ">/dev/null 2>&1 || "
         "{ systemctl status --no-pager synapse.service | tail -5 >&2; exit 1; }\n"
         f"for config in {WORKER_CONFIGS}/*.yaml; do\n"
         "  [ -e \"$config\" ] || continue\n"
         "  unit=\"synapse-worker@$(basename \"$config\" .yaml).service\"\n"
-        "  systemctl enable --now \"$unit\" >/dev/null 2>&1 || "
+        "  { systemctl enable \"$unit\" && systemctl restart \"$unit\"; } >/dev/null 2>&1 || "
         "{ echo \"$unit does not start\" >&2; exit 1; }\n"
         "  echo \"$unit started\"\n"
         "done\n"
-        "systemctl enable --now nginx.service coturn.service >/dev/null 2>&1\n"
-        "echo 'synapse, nginx and coturn started'\n"
+        "systemctl enable nginx.service coturn.service >/dev/null 2>&1\n"
+        "systemctl restart nginx.service coturn.service >/dev/null 2>&1\n"
+        "echo 'synapse, nginx and coturn (re)started'\n"
         f"i=0; until python3 -c \"import urllib.request as u; "
         "u.urlopen('http://127.0.0.1:8008/health', timeout=2)\" 2>/dev/null; do\n"
         f"  i=$((i+1)); [ $i -lt {health_seconds} ] || "

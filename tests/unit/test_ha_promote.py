@@ -118,7 +118,12 @@ def test_services_script_writes_the_mode_and_starts_the_workers() -> None:
     assert "grep -rlF 10.77.4.11 /etc/synapse /etc/nginx /etc/turnserver.conf" in script
     assert "printf '%s\\n' active > /etc/planb/mode.new" in script
     assert "synapse-worker@$(basename \"$config\" .yaml).service" in script
-    assert "systemctl enable --now nginx.service coturn.service" in script
+    # Restarted, not only started: a unit left running on the standby would keep its old
+    # state and the configuration from before the addresses were rewritten.
+    for unit in ("redis-server.service", "synapse.service", '"$unit"'):
+        assert f"systemctl enable {unit} && systemctl restart {unit};" in script, unit
+    assert "systemctl restart nginx.service coturn.service" in script
+    assert "--now" not in script
     with pytest.raises(ValueError):
         services_script("maintenance", "10.77.4.11", "10.77.4.12")
     with pytest.raises(ValueError):

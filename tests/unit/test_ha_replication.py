@@ -67,3 +67,17 @@ def test_the_fallback_unreadable_leaves_the_standby_figures() -> None:
 
 def test_slot_names_are_sql_identifiers() -> None:
     assert slot_name("Standby-2.lab") == "planb_standby_2_lab"
+
+
+def test_a_synapse_or_worker_left_running_on_the_standby_is_named() -> None:
+    text = standby() + "running=synapse-worker@persister1.service synapse.service \n"
+    found = assess("standby", text, primary())
+    assert found.running == ("synapse-worker@persister1.service", "synapse.service")
+    [problem] = found.problems(900)
+    assert problem.startswith("runs synapse-worker@persister1.service, synapse.service")
+    assert "planb deploy --limit standby" in problem
+    assert found.as_dict()["running"] == list(found.running)
+    # Nothing running (an empty line) is in step; a forged name never reaches the text.
+    assert assess("standby", standby() + "running= \n", primary()).problems(900) == []
+    odd = assess("standby", standby() + "running=$(reboot).service x\n", primary())
+    assert odd.running == ()
