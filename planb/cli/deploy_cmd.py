@@ -15,6 +15,7 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
+from planb.cli import statewatch
 from planb.cli.context import console, err_console, options, print_json
 
 # planb.provisioning (and the bundle builder it reaches) is imported where the command
@@ -162,6 +163,8 @@ def deploy(
 
     opts = options(ctx)
     site = opts.load_site()
+    if not check:  # a dry run builds nothing that would lack the copy
+        statewatch.always_push(ctx)
     check_inventory(site)
     if trust_new:
         for r in trust_new_hosts(site):

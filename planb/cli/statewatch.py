@@ -2,9 +2,10 @@
 
 The root command takes a cheap picture of the state (file names, sizes, times) before
 the subcommand runs and compares after it, whether it succeeded or failed (a failed
-activation still wrote audit lines). ``deploy`` always pushes: a host it just built has
-no copy yet. ``lab`` (hosts come and go) and ``controller`` (pushes by itself) are left
-out, and nothing happens where no host key was ever recorded or with
+activation still wrote audit lines). ``deploy`` (not ``--check``) always pushes once it
+started (it calls :func:`always_push`): a host it just built has no copy yet; its
+``--help`` does not. ``lab`` (hosts come and go) and ``controller`` (pushes by itself)
+are left out, and nothing happens where no host key was ever recorded or with
 ``PLANB_STATE_COPY=off``. A push that fails prints a warning; the command's own result
 stands. After Ctrl-C nothing is pushed (the user wants the command to stop).
 """
@@ -22,7 +23,8 @@ from planb.config import SiteConfig
 log = logging.getLogger(__name__)
 
 SKIPPED = frozenset({"lab", "controller", "init"})
-ALWAYS = frozenset({"deploy"})
+#: Set in the contexts' shared ``meta`` by a command that must push whatever changed.
+_ALWAYS = "planb.statewatch.always_push"
 _interrupted = False
 
 
@@ -47,7 +49,13 @@ def watch(ctx: typer.Context) -> None:
     except Exception:  # noqa: BLE001 - no site, unreadable state: nothing to watch
         log.debug("not watching the state for changes", exc_info=True)
         return
-    ctx.call_on_close(lambda: _after(site, before, force=command in ALWAYS))
+    ctx.call_on_close(lambda: _after(site, before, force=bool(ctx.meta.get(_ALWAYS))))
+
+
+def always_push(ctx: typer.Context) -> None:
+    """The running command pushes the copy at its end even if the state did not change
+    (``deploy``: a host it just built has no copy yet). Its ``--help`` never gets here."""
+    ctx.meta[_ALWAYS] = True
 
 
 def _after(site: SiteConfig, before: object, *, force: bool) -> None:

@@ -10,6 +10,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from planb.cli.main import app
@@ -265,3 +266,51 @@ def test_the_backup_host_keeps_a_copy_only_when_backups_are_on(site_dir: Path) -
     assert [h.name for h in copy_targets(site, hosts)] == ["fallback1"]
     on = dataclasses.replace(site, backup=BackupConfig(enabled=True))
     assert [h.name for h in copy_targets(on, hosts)] == ["fallback1", "backup1"]
+
+
+def test_help_of_a_subcommand_pushes_nothing(site_dir: Path, monkeypatch: pytest.MonkeyPatch
+                                             ) -> None:
+    """'planb deploy --help' only prints: it pushes nothing, whereas a command that
+    asks for the push (deploy, through statewatch.always_push) or changed the state
+    pushes once. The push is spied on (no host is reachable here)."""
+    import planb.statecopy.push as push_module
+    from planb.cli import statewatch
+
+    pushed: list[str] = []
+    monkeypatch.setenv("PLANB_STATE_COPY", "on")
+    monkeypatch.setattr(push_module, "auto_push_enabled", lambda site: True)
+    monkeypatch.setattr(push_module, "push", lambda site, **_: pushed.append("push") or [])
+    for args in (["deploy", "--help"], ["sync", "apply", "--help"], ["keys", "--help"]):
+        result = runner.invoke(app, ["-c", "site/planb.yml", *args])
+        assert result.exit_code == 0 and "Usage" in result.output, result.output
+    assert pushed == []
+
+    # The same watch on a small app: its command asks for the push, its --help does not.
+    small = typer.Typer()
+
+    @small.callback()
+    def root(ctx: typer.Context) -> None:
+        statewatch.watch(ctx)
+
+    @small.command()
+    def build(ctx: typer.Context) -> None:
+        statewatch.always_push(ctx)
+
+    @small.command()
+    def look() -> None:
+        pass
+
+    monkeypatch.setattr(statewatch, "options", lambda ctx: _Site(site_dir))
+    for args, expected in ((["build", "--help"], []), (["look"], []), (["build"], ["push"])):
+        pushed.clear()
+        result = runner.invoke(small, args)
+        assert result.exit_code == 0, result.output
+        assert pushed == expected, args
+
+
+class _Site:
+    def __init__(self, site_dir: Path) -> None:
+        self.path = site_dir / "planb.yml"
+
+    def load_site(self) -> object:
+        return load_config(self.path)
