@@ -15,7 +15,6 @@ torn down. ``boot`` makes one (``python -m tests.integration.backup_lab DIR``).
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +28,7 @@ from planb.lab.topology import build_topology
 from planb.provisioning.deploy import run_deploy
 from tests.integration import lab_state
 from tests.integration.conftest import LabSession
+from tests.integration.lab_state import on
 
 BRIDGE = os.environ.get("PLANB_TEST_BACKUP_BRIDGE", "planb8")
 SUBNET = os.environ.get("PLANB_TEST_BACKUP_SUBNET", "10.77.8.0/24")
@@ -36,12 +36,6 @@ KEPT_SITE = os.environ.get("PLANB_TEST_BACKUP_SITE")
 #: Agents on the backup lab: enough for a sample of probes, few enough for CI's time.
 AGENTS = 60
 MEDIA = "var/lib/synapse/media_store"
-
-
-def on(session: LabSession, host: str, script: str, timeout: float = 120
-       ) -> subprocess.CompletedProcess[str]:
-    """Run a shell snippet on a lab host as root; its result (not checked)."""
-    return session.lab.run_on(host, ["sh", "-c", script], timeout=timeout)
 
 
 def boot(site_dir: Path) -> LabSession:
@@ -98,26 +92,11 @@ def media(session: LabSession) -> None:
 def backup_lab(tmp_path_factory: pytest.TempPathFactory, offline_bundle: Path
                ) -> Iterator[LabSession]:
     """The backup lab, booted once for the session (or the kept one, see the module)."""
-    if KEPT_SITE:
-        kept = load_config(Path(KEPT_SITE))
-        session = LabSession(site=kept, lab=Lab(kept), topology=Lab(kept).topology())
-        session.first_deploy = session.second_deploy = run_deploy(kept, tags=("backup",))
-        prepare(session)
-        yield session
-        return
-    session = boot(tmp_path_factory.mktemp("backuplab"))
-    try:
-        deploy(session)
-        yield session
-    finally:
-        left = lab_state.down_and_leftovers(session, BRIDGE)
-    assert not left, f"'lab down' left something behind: {left}"
+    yield from lab_state.shared_lab(
+        KEPT_SITE, lambda: tmp_path_factory.mktemp("backuplab"), BRIDGE, boot=boot,
+        deploy=deploy, redeploy=lambda site: run_deploy(site, tags=("backup",)),
+        prepare=prepare)
 
 
 if __name__ == "__main__":  # a kept backup lab for a developer: then PLANB_TEST_BACKUP_SITE
-    from planb.bundle import build_bundle
-
-    build_bundle()
-    made = boot(Path(sys.argv[1]))
-    deploy(made)
-    print(f"PLANB_TEST_BACKUP_SITE={made.site.source}")
+    lab_state.make_kept_lab(Path(sys.argv[1]), "PLANB_TEST_BACKUP_SITE", boot, deploy)

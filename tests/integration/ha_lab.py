@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,12 +44,6 @@ HOSTS = ["primary", "fallback", "standby"]
 def service_address(subnet: str = SUBNET) -> str:
     """The lab's ``fallback.standby.service_address``: .30 of its subnet."""
     return str(ipaddress.ip_network(subnet)[30])
-
-
-def on(session: LabSession, host: str, script: str, timeout: float = 120
-       ) -> subprocess.CompletedProcess[str]:
-    """Run a shell snippet on a lab host as root; its result (not checked)."""
-    return session.lab.run_on(host, ["sh", "-c", script], timeout=timeout)
 
 
 def boot(site_dir: Path) -> LabSession:
@@ -94,27 +87,10 @@ def prepare(session: LabSession) -> None:
 def ha_lab(tmp_path_factory: pytest.TempPathFactory, offline_bundle: Path
            ) -> Iterator[LabSession]:
     """The HA lab, booted once for the session (or the kept one, see the module)."""
-    if KEPT_SITE:
-        kept = load_config(Path(KEPT_SITE))
-        session = LabSession(site=kept, lab=Lab(kept), topology=Lab(kept).topology())
-        session.first_deploy = session.second_deploy = run_deploy(kept)
-        assert session.first_deploy.ok, session.first_deploy.failures
-        prepare(session)
-        yield session
-        return
-    session = boot(tmp_path_factory.mktemp("halab"))
-    try:
-        deploy(session)
-        yield session
-    finally:
-        left = lab_state.down_and_leftovers(session, BRIDGE)
-    assert not left, f"'lab down' left something behind: {left}"
+    yield from lab_state.shared_lab(
+        KEPT_SITE, lambda: tmp_path_factory.mktemp("halab"), BRIDGE, boot=boot,
+        deploy=deploy, redeploy=run_deploy, prepare=prepare)
 
 
 if __name__ == "__main__":  # a kept HA lab for a developer: then PLANB_TEST_HA_SITE
-    from planb.bundle import build_bundle
-
-    build_bundle()
-    made = boot(Path(sys.argv[1]))
-    deploy(made)
-    print(f"PLANB_TEST_HA_SITE={made.site.source}")
+    lab_state.make_kept_lab(Path(sys.argv[1]), "PLANB_TEST_HA_SITE", boot, deploy)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +30,7 @@ from planb.provisioning import new_run_dir, run_playbook
 from planb.provisioning.deploy import deploy_vars
 
 if TYPE_CHECKING:
+    from planb.provisioning.results import PlaybookResult
     from tests.integration.conftest import LabSession
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,54 @@ def planb_cli(session: LabSession, *args: str) -> tuple[int, str]:
     """Run ``planb --config <the session site> ARGS``; its exit code and output."""
     done = CliRunner().invoke(app, ["--config", str(session.site.source), *args])
     return done.exit_code, done.output
+
+
+def on(session: LabSession, host: str, script: str, timeout: float = 120
+       ) -> subprocess.CompletedProcess[str]:
+    """Run a shell snippet on a lab host as root; its result (not checked)."""
+    return session.lab.run_on(host, ["sh", "-c", script], timeout=timeout)
+
+
+def shared_lab(kept_site: str | None, site_dir: Callable[[], Path], bridge: str, *,
+               boot: Callable[[Path], LabSession], deploy: Callable[[LabSession], None],
+               redeploy: Callable[[SiteConfig], PlaybookResult],
+               prepare: Callable[[LabSession], None]) -> Iterator[LabSession]:
+    """The body of a session fixture for a lab that several modules share (the backup
+    lab, the HA lab). ``kept_site``: the planb.yml of such a lab already up, which is
+    deployed again (``redeploy``), prepared and kept; else a lab is booted in
+    ``site_dir()``, deployed, and torn down when the session ends ('lab down' must
+    leave nothing behind)."""
+    from planb.config import load_config
+    from planb.lab.lab import Lab
+    from tests.integration.conftest import LabSession
+
+    if kept_site:
+        kept = load_config(Path(kept_site))
+        session = LabSession(site=kept, lab=Lab(kept), topology=Lab(kept).topology())
+        session.first_deploy = session.second_deploy = redeploy(kept)
+        assert session.first_deploy.ok, session.first_deploy.failures
+        prepare(session)
+        yield session
+        return
+    session = boot(site_dir())
+    try:
+        deploy(session)
+        yield session
+    finally:
+        left = down_and_leftovers(session, bridge)
+    assert not left, f"'lab down' left something behind: {left}"
+
+
+def make_kept_lab(site_dir: Path, variable: str, boot: Callable[[Path], LabSession],
+                  deploy: Callable[[LabSession], None]) -> None:
+    """A kept lab for a developer (``python -m tests.integration.<lab> DIR``): the bundle
+    built, the lab booted in ``site_dir`` and deployed; prints ``variable=<planb.yml>``."""
+    from planb.bundle import build_bundle
+
+    build_bundle()
+    made = boot(site_dir)
+    deploy(made)
+    print(f"{variable}={made.site.source}")
 
 
 def ensure_hosts_up(session: LabSession) -> None:

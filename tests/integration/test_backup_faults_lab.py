@@ -23,8 +23,8 @@ import pytest
 from planb.backup.fresh import freshness
 from planb.directory.lab_churn import Churn
 from tests.integration import lab_state
-from tests.integration.backup_lab import on
 from tests.integration.conftest import LabSession
+from tests.integration.lab_state import on
 
 pytestmark = pytest.mark.lab
 

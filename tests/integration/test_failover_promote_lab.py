@@ -36,7 +36,7 @@ from planb.provisioning.deploy import run_deploy
 from planb.reports.store import journals_dir
 from tests.integration import lab_state
 from tests.integration.conftest import LabSession
-from tests.integration.ha_lab import on
+from tests.integration.lab_state import on
 
 
 def address(session: LabSession) -> str:

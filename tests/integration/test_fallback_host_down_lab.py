@@ -25,7 +25,7 @@ from planb.mode import StateFile
 from planb.reports.store import journals_dir
 from tests.integration import lab_state
 from tests.integration.conftest import LabSession
-from tests.integration.ha_lab import on
+from tests.integration.lab_state import on
 
 
 def address(session: LabSession) -> str:

@@ -27,8 +27,8 @@ from planb.hostkeys import known_hosts_path, read_known_hosts
 from planb.mode import StateFile
 from planb.provisioning.deploy import run_deploy
 from tests.integration import lab_state
-from tests.integration.backup_lab import on
 from tests.integration.conftest import LabSession
+from tests.integration.lab_state import on
 
 pytestmark = pytest.mark.lab
 runner = CliRunner()

@@ -23,7 +23,8 @@ from planb.ha.replication import replication_state
 from planb.verify.registry import run_checks
 from tests.integration import lab_state
 from tests.integration.conftest import LabSession
-from tests.integration.ha_lab import KEPT_SITE, on
+from tests.integration.ha_lab import KEPT_SITE
+from tests.integration.lab_state import on
 
 pytestmark = pytest.mark.lab
 

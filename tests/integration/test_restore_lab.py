@@ -31,8 +31,8 @@ from planb.directory.sync import Sync
 from planb.messaging.sync_target import target_for
 from planb.provisioning.deploy import run_deploy
 from tests.integration import lab_state
-from tests.integration.backup_lab import on
 from tests.integration.conftest import LabSession
+from tests.integration.lab_state import on
 from tests.integration.test_active_fallback_lab import https, login, password_of
 
 pytestmark = pytest.mark.lab

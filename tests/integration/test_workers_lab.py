@@ -29,7 +29,7 @@ from planb.provisioning.results import PlaybookResult
 from planb.verify.endpoints import https_request
 from planb.verify.registry import run_checks
 from tests.integration.conftest import LabSession
-from tests.integration.ha_lab import on
+from tests.integration.lab_state import on
 
 pytestmark = pytest.mark.lab
 
