@@ -125,6 +125,34 @@ def test_standby_streams_and_runs_no_service(ha_lab: LabSession) -> None:
     assert "synapse" in units.stdout
 
 
+def test_the_standby_streams_over_tls_checking_the_fallbacks_certificate(
+        ha_lab: LabSession) -> None:
+    """The WAL stream is encrypted and the standby verified who sent it: the fallback
+    presents its host certificate (its private address among the names), checked against
+    the site's CA (verify-full); a server the CA did not vouch for is refused."""
+    fallback = ha_lab.topology.host("fallback").address
+    # The fallback's side: the standby's walsender connection is TLS.
+    rows = sql(ha_lab, "fallback", "SELECT s.ssl, s.version FROM pg_stat_replication r "
+               "JOIN pg_stat_ssl s USING (pid)")
+    assert rows.startswith("t|TLS"), rows
+    # The standby's side: verify-full against the site's CA, in what it runs with.
+    conninfo = sql(ha_lab, "standby", "SHOW primary_conninfo")
+    assert "sslmode=verify-full" in conninfo and "sslrootcert=/etc/planb/tls/ca.crt" \
+        in conninfo, conninfo
+    served = on(ha_lab, "standby", f"echo | openssl s_client -starttls postgres -connect "
+                                   f"{fallback}:5432 -CAfile /etc/planb/tls/ca.crt "
+                                   f"-verify_ip {fallback} -verify_return_error 2>&1")
+    assert "Verify return code: 0 (ok)" in served.stdout, served.stdout[-600:]
+    # The same connection checked against another CA (the system's) is refused.
+    other = on(ha_lab, "standby", "runuser -u postgres -- psql -X -w -c 'SELECT 1' "
+               f"'host={fallback} dbname=replication replication=true "
+               "user=planb_replicator passfile=/var/lib/postgresql/.pgpass "
+               "sslmode=verify-full sslrootcert=/usr/share/ca-certificates/mozilla/"
+               "ISRG_Root_X1.crt'")
+    assert other.returncode != 0 and "certificate verify failed" in other.stderr, \
+        other.stderr
+
+
 def test_a_room_made_on_the_fallback_is_on_the_standby_within_seconds(
         ha_lab: LabSession) -> None:
     marker = f"planb-ha-{secrets.token_hex(4)}"
