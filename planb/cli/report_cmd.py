@@ -121,7 +121,9 @@ def verify(
     On the site, the failover audit log's chain and signed head are checked too, and
     each fallback host's break-glass journals and audit log (fetched by 'planb failover
     status' into journals/hosts/<host>/) with that host's key, keys/hosts/<host>.pub
-    only: a broken host chain or one signed by another key fails.
+    only: a broken host chain or one signed by another key fails. A site whose only
+    record so far is hosts' break-glass journals verifies on those; nothing at all
+    to verify fails.
 
     Failures: altered (signature does not match the content),
     missing (a journal was removed), reordered (files swapped or renamed),
@@ -153,7 +155,8 @@ def verify(
             print_audit(audit)
         for chain in hosts:
             print_host_chain(chain)
-    if not result.journals:
+    host_signed = sum(len(c.result.journals) for c in hosts if c.result is not None)
+    if not result.journals and not host_signed:
         raise VerificationFailed(f"{folder}: no journals to verify")
     failure = result.failure
     if failure is not None:
@@ -167,7 +170,13 @@ def verify(
         raise VerificationFailed("; ".join(f"host {c.host}'s break-glass record FAILED: "
                                            f"{c.failure}" for c in broken),
                                  hint="what was done on that host cannot be trusted")
-    if not json_output:
+    if not json_output and not result.journals:
+        # A site whose first record is a break-glass activation on a host: the hosts'
+        # chains verified above are the whole record so far.
+        console.print(f"OK: no controller journal yet in {folder}; {host_signed} host-signed "
+                      "journal(s), every signature and chain valid", highlight=False,
+                      soft_wrap=True)
+    elif not json_output:
         last = result.journals[-1]
         console.print(
             f"OK: {len(result.journals)} journals, every signature and the chain are valid. "

@@ -121,3 +121,28 @@ def test_report_verify_checks_the_host_chains(tmp_path: Path, state: Path) -> No
     journal.with_suffix(".sig").unlink()
     gone = runner.invoke(app, [*site_signer_store, "report", "verify"])
     assert gone.exit_code == 1 and "missing" in gone.output
+
+
+def test_host_chains_alone_verify_before_the_controller_signed_anything(
+        tmp_path: Path, state: Path) -> None:
+    """A site whose first record is a break-glass activation (the controller-lost drill
+    on a freshly deployed site): the hosts' chains are the record, and they verify."""
+    signer = Signer(Ed25519PrivateKey.generate())
+    folder = host_journals_root(state) / HOST
+    merge(folder, _host_files(tmp_path, signer))
+    _trust(state, signer)
+    (state / "journals").mkdir(exist_ok=True)
+    ok = runner.invoke(app, ["-c", "site/planb.yml", "report", "verify"])
+    assert ok.exit_code == 0, ok.output
+    assert "no controller journal yet" in ok.output and "2 host-signed" in ok.output
+    as_json = runner.invoke(app, ["-c", "site/planb.yml", "report", "verify", "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    journal = sorted(folder.glob("000002-*.json"))[0]
+    journal.write_bytes(journal.read_bytes().replace(b'"n":1', b'"n":7'))
+    bad = runner.invoke(app, ["-c", "site/planb.yml", "report", "verify"])
+    assert bad.exit_code == 1 and "FAILED" in bad.output
+    for path in folder.iterdir():
+        if path.is_file():
+            path.unlink()
+    empty = runner.invoke(app, ["-c", "site/planb.yml", "report", "verify"])
+    assert empty.exit_code == 1 and "no journals to verify" in empty.output
