@@ -331,6 +331,28 @@ def step_audit_log_has_every_attempt_and_no_secret(
     assert "planb enrol:" in journal.stdout  # the journal was read, and the module logs
 
 
+def step_audit_log_rotates_and_the_next_attempt_starts_a_new_file(
+        synced_lab: LabSession, proxy: InventoryHost, messaging: InventoryHost) -> None:
+    """logrotate (daily timer) renames the log as its owner; the module's next line
+    creates a fresh one, nothing lost."""
+    lab = synced_lab.lab
+    timer = lab.run_on(messaging.name, ["systemctl", "is-enabled", "logrotate.timer"])
+    assert timer.stdout.strip() == "enabled", timer.stdout + timer.stderr
+    before = lab.run_on(messaging.name, ["cat", AUDIT_LOG]).stdout
+    assert before
+    forced = lab.run_on(messaging.name, ["logrotate", "--force",
+                                         "/etc/logrotate.d/planb-enrolment"])
+    assert forced.returncode == 0, forced.stderr
+    rotated = lab.run_on(messaging.name, ["sh", "-c", f"cat {AUDIT_LOG}-*"])
+    assert rotated.returncode == 0 and rotated.stdout == before, rotated.stderr
+    enrol(synced_lab.site, proxy, "apres-rotation", fmt(new_code()), "Secours-Az9-x")
+    fresh = lab.run_on(messaging.name, ["sh", "-c", f"stat -c '%U %a' {AUDIT_LOG}; "
+                                                    f"cat {AUDIT_LOG}"])
+    owner, *lines = fresh.stdout.splitlines()
+    assert owner == "synapse 640", fresh.stdout
+    assert [json.loads(line)["login"] for line in lines] == ["apres-rotation"], lines
+
+
 def test_one_agents_enrolment_step_by_step(
         synced_lab: LabSession, proxy: InventoryHost, messaging: InventoryHost,
         directory: Directory, agents: dict[str, Agent]) -> None:
@@ -345,3 +367,4 @@ def test_one_agents_enrolment_step_by_step(
     step_expired_code_is_refused(synced_lab, proxy, directory, agents)
     step_per_login_bucket(synced_lab, proxy)
     step_audit_log_has_every_attempt_and_no_secret(synced_lab, proxy, messaging, agents)
+    step_audit_log_rotates_and_the_next_attempt_starts_a_new_file(synced_lab, proxy, messaging)
